@@ -1,0 +1,63 @@
+// C declarations Swift's Glibc module does not import, and a few static inlines over them.
+// Declarations and static inlines only: no logic lives here.
+#ifndef CSYSCALLS_H
+#define CSYSCALLS_H
+
+#ifdef __linux__
+// No _GNU_SOURCE here: it would change struct definitions against Swift's Glibc module.
+// The two GNU calls we need are declared by hand below.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+extern int pipe2(int fds[2], int flags);
+
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+
+/// epoll_pwait2(2) by number: glibc < 2.35 has no wrapper. Returns -1/errno like the libc call.
+static inline int csys_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                                    const struct timespec *timeout) {
+    return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, NULL, (size_t)0);
+}
+
+static inline int csys_errno(void) { return errno; }
+static inline void csys_set_errno(int value) { errno = value; }
+
+static inline int csys_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+    return accept4(fd, addr, len, flags);
+}
+
+static inline int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+static inline int csys_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+static inline int csys_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
+
+// The epoll_event struct is packed on x86_64; these keep Swift away from its layout.
+static inline uint32_t csys_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline uint64_t csys_epoll_event_u64(const struct epoll_event *ev) { return ev->data.u64; }
+static inline struct epoll_event csys_epoll_event_make(uint32_t events, uint64_t u64) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = u64;
+    return ev;
+}
+
+// Relaxed atomics over plain memory, for the poll backend's would-block table.
+static inline uint32_t csys_atomic_load_u32(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void csys_atomic_increment_u32(uint32_t *p) {
+    __atomic_fetch_add(p, 1, __ATOMIC_RELEASE);
+}
+#endif
+
+#endif

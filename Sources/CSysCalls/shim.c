@@ -1,0 +1,1 @@
+// CSysCalls is header-only; this file gives SwiftPM a compilation unit.

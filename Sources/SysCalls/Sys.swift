@@ -1,0 +1,162 @@
+import CSysCalls
+import Glibc
+
+/// Typed wrappers over the system calls swift-reactor uses.
+///
+/// Every wrapper retries EINTR, reads errno immediately after the call, and throws it as
+/// an `Errno` tagged with the call's name. Calls that can answer "would block" return an
+/// `IOResult` instead of throwing EAGAIN, and note it in `WouldBlockLedger`.
+public enum Sys {
+    /// Runs `body` (a raw libc call returning -1 on error) until it does not fail with EINTR.
+    ///
+    /// The one place EINTR is retried and errno is turned into a typed error.
+    @inline(__always)
+    public static func retrying<T: FixedWidthInteger>(
+        _ call: StaticString, _ body: () -> T
+    ) throws(Errno) -> T {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let code = errno
+            if code != EINTR { throw Errno(code, call: call) }
+        }
+    }
+
+    /// Like `retrying`, but EAGAIN/EWOULDBLOCK becomes `.wouldBlock` and is noted for `fd`.
+    @inline(__always)
+    public static func retryingIO<T: FixedWidthInteger>(
+        _ call: StaticString, _ fd: FileDescriptor, _ direction: WouldBlockLedger.Direction,
+        _ body: () -> T
+    ) throws(Errno) -> IOResult<T> {
+        while true {
+            let result = body()
+            if result != -1 { return .processed(result) }
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK {
+                WouldBlockLedger.note(fd, direction)
+                return .wouldBlock
+            }
+            if code != EINTR { throw Errno(code, call: call) }
+        }
+    }
+
+    /// close(2). Not retried on EINTR: Linux has already released the number.
+    public static func close(_ fd: FileDescriptor) throws(Errno) {
+        if Glibc.close(fd.rawValue) == -1 {
+            let code = errno
+            if code != EINTR { throw Errno(code, call: "close") }
+        }
+    }
+
+    /// read(2) into `buffer`; `.processed(0)` is end of file.
+    @inlinable
+    public static func read(
+        _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingIO("read", fd, .read) {
+            Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count)
+        }
+    }
+
+    /// write(2) from `buffer`; may write fewer bytes than given.
+    @inlinable
+    public static func write(
+        _ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingIO("write", fd, .write) {
+            Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count)
+        }
+    }
+
+    /// readv(2) scattering into `vectors`.
+    @inlinable
+    public static func readv(
+        _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingIO("readv", fd, .read) {
+            Glibc.readv(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
+        }
+    }
+
+    /// writev(2) gathering from `vectors`; may write fewer bytes than given.
+    @inlinable
+    public static func writev(
+        _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingIO("writev", fd, .write) {
+            Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
+        }
+    }
+
+    /// pipe2(2): returns (read end, write end).
+    public static func pipe2(flags: Int32 = O_NONBLOCK | O_CLOEXEC) throws(Errno) -> (
+        read: FileDescriptor, write: FileDescriptor
+    ) {
+        var fds: (Int32, Int32) = (-1, -1)
+        _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) -> Int32 in
+            let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            return try retrying("pipe2") { csys_pipe2(pointer, flags) }
+        }
+        return (FileDescriptor(fds.0), FileDescriptor(fds.1))
+    }
+
+    /// fcntl(2) with no argument (F_GETFL, F_GETFD).
+    public static func fcntl(_ fd: FileDescriptor, _ command: Int32) throws(Errno) -> Int32 {
+        try retrying("fcntl") { csys_fcntl(fd.rawValue, command) }
+    }
+
+    /// fcntl(2) with an integer argument (F_SETFL, F_SETFD, F_DUPFD_CLOEXEC).
+    @discardableResult
+    public static func fcntl(
+        _ fd: FileDescriptor, _ command: Int32, _ argument: Int32
+    ) throws(Errno) -> Int32 {
+        try retrying("fcntl") { csys_fcntl_int(fd.rawValue, command, argument) }
+    }
+
+    /// Sets or clears O_NONBLOCK.
+    public static func setNonBlocking(_ fd: FileDescriptor, _ on: Bool = true) throws(Errno) {
+        let flags = try fcntl(fd, F_GETFL)
+        let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
+        if wanted != flags { try fcntl(fd, F_SETFL, wanted) }
+    }
+
+    /// dup(2) with close-on-exec (F_DUPFD_CLOEXEC).
+    public static func dup(_ fd: FileDescriptor) throws(Errno) -> FileDescriptor {
+        FileDescriptor(try fcntl(fd, F_DUPFD_CLOEXEC, 0))
+    }
+
+    /// poll(2) over `fds`; `timeoutMilliseconds` -1 blocks. Returns how many have events.
+    ///
+    /// EINTR is returned as 0 ready (not retried): the caller recomputes its timeout.
+    public static func poll(
+        _ fds: UnsafeMutableBufferPointer<pollfd>, timeoutMilliseconds: Int32
+    ) throws(Errno) -> Int {
+        let n = Glibc.poll(fds.baseAddress, nfds_t(fds.count), timeoutMilliseconds)
+        if n >= 0 { return Int(n) }
+        let code = errno
+        if code == EINTR { return 0 }
+        throw Errno(code, call: "poll")
+    }
+
+    /// getrlimit(RLIMIT_NOFILE): (soft, hard).
+    public static func openFileLimit() throws(Errno) -> (soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        _ = try retrying("getrlimit") {
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+
+    /// setrlimit(RLIMIT_NOFILE).
+    public static func setOpenFileLimit(soft: UInt64, hard: UInt64) throws(Errno) {
+        var limit = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard))
+        _ = try retrying("setrlimit") {
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
+    /// Ignores SIGPIPE process-wide (belt and braces; socket writes use MSG_NOSIGNAL anyway).
+    public static func ignoreSIGPIPE() {
+        _ = signal(SIGPIPE, SIG_IGN)
+    }
+}
