@@ -1,134 +1,133 @@
 #if os(Linux)
-    import CSysCalls
-    import SysCalls
+import CSysCalls
+import SysCalls
 
-    /// The Linux backend: epoll(7) in edge-triggered mode (EPOLLET), one `epoll_ctl` per change.
-    ///
-    /// epoll is edge-triggered by nature, so events map one to one. Registering the same
-    /// descriptor twice throws EEXIST. epoll tracks open file descriptions, not numbers: a
-    /// descriptor closed without deregistering disappears from the set once no duplicate of it
-    /// remains open.
-    public final class EpollSelector: EventSelector {
-        /// `"epoll"`.
-        public static var backendName: String { "epoll" }
+/// The Linux backend: epoll(7) in edge-triggered mode (EPOLLET), one `epoll_ctl` per change.
+///
+/// epoll is edge-triggered by nature, so events map one to one. Registering the same
+/// descriptor twice throws EEXIST. epoll tracks open file descriptions, not numbers: a
+/// descriptor closed without deregistering disappears from the set once no duplicate of it
+/// remains open.
+public final class EpollSelector: EventSelector {
+    /// `"epoll"`.
+    public static var backendName: String { "epoll" }
 
-        private let epoll: SharedDescriptor
-        private var buffer: UnsafeMutablePointer<epoll_event>
-        private var bufferCapacity: Int
+    private let epoll: SharedDescriptor
+    private var buffer: UnsafeMutablePointer<epoll_event>
+    private var bufferCapacity: Int
 
-        /// Opens an epoll instance (close-on-exec).
-        public init() throws(Errno) {
-            epoll = SharedDescriptor(try Sys.epollCreate1())
-            bufferCapacity = 256
+    /// Opens an epoll instance (close-on-exec).
+    public init() throws(Errno) {
+        epoll = SharedDescriptor(try Sys.epollCreate1())
+        bufferCapacity = 256
+        buffer = .allocate(capacity: bufferCapacity)
+    }
+
+    deinit {
+        epoll.close()
+        buffer.deallocate()
+    }
+
+    /// The thread-safe registration handle.
+    public var registry: Registry { Registry(epoll: epoll) }
+
+    /// Registers `fd` edge-triggered for `interest`.
+    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
+        try registry.register(fd, token: token, interest: interest)
+    }
+
+    /// Replaces `fd`'s token and interest.
+    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
+        try registry.reregister(fd, token: token, interest: interest)
+    }
+
+    /// Removes `fd` from the set.
+    public func deregister(_ fd: FileDescriptor) throws(Errno) {
+        try registry.deregister(fd)
+    }
+
+    /// Waits with `epoll_pwait2` (nanosecond timeout) and converts what it returns.
+    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
+        events.clear()
+        if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
+        if bufferCapacity < events.capacity {
+            // Grows once, to the largest Events used; steady state never allocates.
+            buffer.deallocate()
+            bufferCapacity = events.capacity
             buffer = .allocate(capacity: bufferCapacity)
         }
-
-        deinit {
-            epoll.close()
-            buffer.deallocate()
+        let slice = UnsafeMutableBufferPointer(start: buffer, count: events.capacity)
+        let count = try Sys.epollWait(epoll.raw, into: slice, timeout: timeout)
+        for index in 0..<count {
+            let raw = buffer + index
+            let token = Token(rawValue: csys_epoll_event_u64(raw))
+            let readiness = Self.readiness(csys_epoll_event_events(raw))
+            events.append(Event(token: token, readiness: readiness))
         }
+    }
 
-        /// The thread-safe registration handle.
-        public var registry: Registry { Registry(epoll: epoll) }
+    /// An eventfd registered in this epoll set under `token`.
+    public func makeWaker(token: Token) throws(Errno) -> EventFDWaker {
+        try EventFDWaker(token: token, registry: registry, selector: epoll)
+    }
 
-        /// Registers `fd` edge-triggered for `interest`.
-        public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-            try registry.register(fd, token: token, interest: interest)
-        }
+    /// Closes the epoll descriptor; registry and wakers then throw EBADF.
+    public func close() { epoll.close() }
 
-        /// Replaces `fd`'s token and interest.
-        public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno)
+    @inline(__always)
+    static func mask(_ interest: Interest) -> UInt32 {
+        var bits = UInt32(EPOLLET.rawValue)
+        if interest.contains(.readable) { bits |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
+        if interest.contains(.writable) { bits |= EPOLLOUT.rawValue }
+        if interest.contains(.priority) { bits |= EPOLLPRI.rawValue }
+        return bits
+    }
+
+    @inline(__always)
+    static func readiness(_ bits: UInt32) -> Event.Readiness {
+        var readiness: Event.Readiness = []
+        if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
+        if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
+        if bits & EPOLLPRI.rawValue != 0 { readiness.insert(.priority) }
+        if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
+        if bits & EPOLLHUP.rawValue != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
+        // EPOLLERR alone is what a pipe's write end reports when its reader is gone.
+        if bits & EPOLLERR.rawValue != 0 { readiness.formUnion([.error, .writeClosed]) }
+        return readiness
+    }
+
+    /// Registers with the epoll set from any thread; `epoll_ctl` is thread-safe in the kernel.
+    public struct Registry: SelectorRegistry {
+        let epoll: SharedDescriptor
+
+        /// EPOLL_CTL_ADD.
+        public func register(_ fd: FileDescriptor, token: Token, interest: Interest)
+            throws(Errno)
         {
-            try registry.reregister(fd, token: token, interest: interest)
+            try interest.validate("epoll_ctl")
+            try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
+                try Sys.epollCtl(
+                    epfd, EPOLL_CTL_ADD, fd, events: mask(interest), data: token.rawValue)
+            }
         }
 
-        /// Removes `fd` from the set.
+        /// EPOLL_CTL_MOD.
+        public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest)
+            throws(Errno)
+        {
+            try interest.validate("epoll_ctl")
+            try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
+                try Sys.epollCtl(
+                    epfd, EPOLL_CTL_MOD, fd, events: mask(interest), data: token.rawValue)
+            }
+        }
+
+        /// EPOLL_CTL_DEL.
         public func deregister(_ fd: FileDescriptor) throws(Errno) {
-            try registry.deregister(fd)
-        }
-
-        /// Waits with `epoll_pwait2` (nanosecond timeout) and converts what it returns.
-        public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-            events.clear()
-            if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
-            if bufferCapacity < events.capacity {
-                // Grows once, to the largest Events used; steady state never allocates.
-                buffer.deallocate()
-                bufferCapacity = events.capacity
-                buffer = .allocate(capacity: bufferCapacity)
-            }
-            let slice = UnsafeMutableBufferPointer(start: buffer, count: events.capacity)
-            let count = try Sys.epollWait(epoll.raw, into: slice, timeout: timeout)
-            for index in 0..<count {
-                let raw = buffer + index
-                let token = Token(rawValue: csys_epoll_event_u64(raw))
-                let readiness = Self.readiness(csys_epoll_event_events(raw))
-                events.append(Event(token: token, readiness: readiness))
-            }
-        }
-
-        /// An eventfd registered in this epoll set under `token`.
-        public func makeWaker(token: Token) throws(Errno) -> EventFDWaker {
-            try EventFDWaker(token: token, registry: registry, selector: epoll)
-        }
-
-        /// Closes the epoll descriptor; registry and wakers then throw EBADF.
-        public func close() { epoll.close() }
-
-        @inline(__always)
-        static func mask(_ interest: Interest) -> UInt32 {
-            var bits = UInt32(EPOLLET.rawValue)
-            if interest.contains(.readable) { bits |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
-            if interest.contains(.writable) { bits |= EPOLLOUT.rawValue }
-            if interest.contains(.priority) { bits |= EPOLLPRI.rawValue }
-            return bits
-        }
-
-        @inline(__always)
-        static func readiness(_ bits: UInt32) -> Event.Readiness {
-            var readiness: Event.Readiness = []
-            if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
-            if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
-            if bits & EPOLLPRI.rawValue != 0 { readiness.insert(.priority) }
-            if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
-            if bits & EPOLLHUP.rawValue != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
-            // EPOLLERR alone is what a pipe's write end reports when its reader is gone.
-            if bits & EPOLLERR.rawValue != 0 { readiness.formUnion([.error, .writeClosed]) }
-            return readiness
-        }
-
-        /// Registers with the epoll set from any thread; `epoll_ctl` is thread-safe in the kernel.
-        public struct Registry: SelectorRegistry {
-            let epoll: SharedDescriptor
-
-            /// EPOLL_CTL_ADD.
-            public func register(_ fd: FileDescriptor, token: Token, interest: Interest)
-                throws(Errno)
-            {
-                try interest.validate("epoll_ctl")
-                try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
-                    try Sys.epollCtl(
-                        epfd, EPOLL_CTL_ADD, fd, events: mask(interest), data: token.rawValue)
-                }
-            }
-
-            /// EPOLL_CTL_MOD.
-            public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest)
-                throws(Errno)
-            {
-                try interest.validate("epoll_ctl")
-                try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
-                    try Sys.epollCtl(
-                        epfd, EPOLL_CTL_MOD, fd, events: mask(interest), data: token.rawValue)
-                }
-            }
-
-            /// EPOLL_CTL_DEL.
-            public func deregister(_ fd: FileDescriptor) throws(Errno) {
-                try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
-                    try Sys.epollCtl(epfd, EPOLL_CTL_DEL, fd, events: 0, data: 0)
-                }
+            try epoll.withDescriptor("epoll_ctl") { (epfd) throws(Errno) in
+                try Sys.epollCtl(epfd, EPOLL_CTL_DEL, fd, events: 0, data: 0)
             }
         }
     }
+}
 #endif
