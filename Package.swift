@@ -6,16 +6,29 @@ let package = Package(
     products: [
         .library(name: "SysCalls", targets: ["SysCalls"]),
         .library(name: "Selector", targets: ["Selector"]),
+        .library(name: "Net", targets: ["Net"]),
+        .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "delays", targets: ["Delays"]),
+        .executable(name: "echo-server", targets: ["EchoServer"]),
     ],
     targets: [
         .target(name: "CSysCalls"),
         .target(name: "SysCalls", dependencies: ["CSysCalls"]),
         .target(name: "Selector", dependencies: ["SysCalls"]),
+        .target(name: "Net", dependencies: ["SysCalls"]),
+        .target(name: "Reactor", dependencies: ["Selector", "Net", "SysCalls"]),
         .executableTarget(
             name: "Delays", dependencies: ["Selector", "SysCalls"], path: "Examples/Delays"),
+        .target(name: "ExampleSupport", dependencies: ["SysCalls"], path: "Examples/Support"),
+        .executableTarget(
+            name: "EchoServer",
+            dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
+            path: "Examples/EchoServer"),
         .testTarget(name: "SysCallsTests", dependencies: ["SysCalls"]),
         .testTarget(name: "SelectorTests", dependencies: ["Selector", "SysCalls"]),
+        .testTarget(name: "NetTests", dependencies: ["Net", "Selector", "SysCalls"]),
+        .testTarget(
+            name: "ReactorTests", dependencies: ["Reactor", "Net", "Selector", "SysCalls"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,9 @@ public final class EpollSelector: EventSelector {
     /// `"epoll"`.
     public static var backendName: String { "epoll" }
 
+    /// True: EPOLLET signals each arrival of data, so a short read proves the socket drained.
+    public static var shortReadMeansDrained: Bool { true }
+
     private let epoll: SharedDescriptor
     private var buffer: UnsafeMutablePointer<epoll_event>
     private var bufferCapacity: Int

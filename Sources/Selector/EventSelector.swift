@@ -14,7 +14,7 @@ import SysCalls
 /// var events = Events(capacity: 256)
 /// try selector.select(into: &events, timeout: .milliseconds(100))
 /// ```
-public protocol EventSelector: AnyObject {
+public protocol EventSelector: AnyObject, SendableMetatype {
     /// The Sendable handle for registering from other threads.
     associatedtype Registry: SelectorRegistry
     /// The Sendable handle that wakes a blocked `select`.
@@ -48,6 +48,16 @@ public protocol EventSelector: AnyObject {
 
     /// Closes the selector. Later calls through it, its registry or its wakers throw EBADF.
     func close()
+
+    /// True when the backend reports every arrival of new data as a new event (epoll,
+    /// kqueue), so a read that returned less than asked for proves the descriptor drained and
+    /// the would-block read can be skipped. False (the default) means: read until would-block.
+    static var shortReadMeansDrained: Bool { get }
+}
+
+extension EventSelector {
+    /// Default: a backend needs the would-block read to re-arm (poll's emulation does).
+    public static var shortReadMeansDrained: Bool { false }
 }
 
 /// The thread-safe half of a selector: register, reregister and deregister from any thread.

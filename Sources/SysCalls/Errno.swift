@@ -25,9 +25,11 @@ public struct Errno: Error, Sendable, Equatable, Hashable, CustomStringConvertib
     /// Hashes the code only.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
-    /// Matches an error against a code in `catch` and `switch` patterns.
+    /// Matches an error against a code in `catch` and `switch` patterns; errors that wrap an
+    /// `Errno` (`ErrnoWrapping`, e.g. Net's `NetError`) match by their inner code.
     public static func ~= (pattern: Errno, value: any Error) -> Bool {
-        (value as? Errno)?.code == pattern.code
+        if let errno = value as? Errno { return errno.code == pattern.code }
+        return (value as? any ErrnoWrapping)?.errno.code == pattern.code
     }
 
     /// The symbolic name, e.g. `"EAGAIN"`, or `"errno 1234"` for an unknown code.
@@ -54,6 +56,13 @@ public struct Errno: Error, Sendable, Equatable, Hashable, CustomStringConvertib
     /// The calling thread's current errno, tagged with `call`.
     @inline(__always)
     public static func current(_ call: StaticString) -> Errno { Errno(errno, call: call) }
+}
+
+/// An error that adds context (an address, a path) to an `Errno`, so that
+/// `catch Errno.EADDRINUSE` matches it as well.
+public protocol ErrnoWrapping: Error {
+    /// The system error inside.
+    var errno: Errno { get }
 }
 
 extension Errno {
@@ -123,6 +132,8 @@ extension Errno {
     public static let ENOPROTOOPT = Errno(Glibc.ENOPROTOOPT)
     /// Operation not supported.
     public static let EOPNOTSUPP = Errno(Glibc.EOPNOTSUPP)
+    /// Protocol error (a connection that failed during accept).
+    public static let EPROTO = Errno(Glibc.EPROTO)
     /// File name too long (e.g. a Unix socket path over 107 bytes).
     public static let ENAMETOOLONG = Errno(Glibc.ENAMETOOLONG)
 
@@ -141,6 +152,6 @@ extension Errno {
         Glibc.EMSGSIZE: "EMSGSIZE", Glibc.ENOTSOCK: "ENOTSOCK",
         Glibc.ENOPROTOOPT: "ENOPROTOOPT", Glibc.EOPNOTSUPP: "EOPNOTSUPP",
         Glibc.ENAMETOOLONG: "ENAMETOOLONG", Glibc.ENOTDIR: "ENOTDIR",
-        Glibc.ESPIPE: "ESPIPE", Glibc.ENOSPC: "ENOSPC",
+        Glibc.ESPIPE: "ESPIPE", Glibc.EPROTO: "EPROTO", Glibc.ENOSPC: "ENOSPC",
     ]
 }

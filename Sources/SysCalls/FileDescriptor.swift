@@ -53,7 +53,7 @@ public struct OwnedFileDescriptor: ~Copyable, Sendable {
 ///
 /// Would-block is the common case for non-blocking descriptors, so it is a value, not an error.
 @frozen
-public enum IOResult<Value>: Equatable where Value: Equatable {
+public enum IOResult<Value> {
     /// The operation completed with this value (bytes transferred, a descriptor, …).
     case processed(Value)
     /// The kernel answered EAGAIN/EWOULDBLOCK: try again after the next readiness event.
@@ -66,5 +66,7 @@ public enum IOResult<Value>: Equatable where Value: Equatable {
         return nil
     }
 }
+
+extension IOResult: Equatable where Value: Equatable {}
 
 extension IOResult: Sendable where Value: Sendable {}

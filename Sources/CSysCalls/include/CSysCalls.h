@@ -15,9 +15,16 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+// Socket address and option types for the Net layer (sockaddr_in/in6/un, ip_mreqn, TCP_*).
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <pthread.h>
 
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 extern int pipe2(int fds[2], int flags);
+extern int pthread_setname_np(pthread_t thread, const char *name);
 
 #ifndef SYS_epoll_pwait2
 #define SYS_epoll_pwait2 441

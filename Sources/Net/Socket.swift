@@ -1,0 +1,171 @@
+import CSysCalls
+import SysCalls
+
+/// A non-blocking socket that owns its descriptor and closes it exactly once: on `close()`
+/// or when the object is released.
+///
+/// Register `fileDescriptor` with a selector to learn when it is ready. After `close()` the
+/// descriptor reads as -1, so a late call fails with EBADF instead of touching whatever file
+/// reused the number.
+public protocol Socket: AnyObject {
+    /// The descriptor to register with a selector; -1 once closed.
+    var fileDescriptor: FileDescriptor { get }
+
+    /// Closes the descriptor now. Later calls do nothing.
+    func close() throws(Errno)
+}
+
+extension Socket {
+    /// True once `close()` has run.
+    @inlinable
+    public var isClosed: Bool { fileDescriptor.rawValue < 0 }
+
+    /// The address the socket is bound to; after binding port 0, it carries the real port.
+    public var localAddress: SocketAddress {
+        get throws(Errno) {
+            let (storage, length) = try Sys.getsockname(fileDescriptor)
+            return try SocketAddress(storage: storage, length: length, call: "getsockname")
+        }
+    }
+
+    /// Reads and clears the socket's pending error (SO_ERROR); nil if there is none.
+    ///
+    /// After a non-blocking connect, the first writable (or error) event means it finished:
+    /// nil here means connected, otherwise the error says why not (ECONNREFUSED, …).
+    public func takeError() throws(Errno) -> Errno? {
+        let code = try Sys.socketError(fileDescriptor)
+        return code == 0 ? nil : Errno(code, call: "connect")
+    }
+
+    /// Sets the kernel send buffer size (SO_SNDBUF; Linux doubles it for bookkeeping).
+    public func setSendBufferSize(_ bytes: Int) throws(Errno) {
+        try Sys.setsockopt(
+            fileDescriptor, level: SOL_SOCKET, option: SO_SNDBUF, Int32(clamping: bytes))
+    }
+
+    /// The kernel send buffer size (SO_SNDBUF).
+    public func sendBufferSize() throws(Errno) -> Int {
+        Int(try Sys.getsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_SNDBUF))
+    }
+
+    /// Sets the kernel receive buffer size (SO_RCVBUF; Linux doubles it for bookkeeping).
+    public func setReceiveBufferSize(_ bytes: Int) throws(Errno) {
+        try Sys.setsockopt(
+            fileDescriptor, level: SOL_SOCKET, option: SO_RCVBUF, Int32(clamping: bytes))
+    }
+
+    /// The kernel receive buffer size (SO_RCVBUF).
+    public func receiveBufferSize() throws(Errno) -> Int {
+        Int(try Sys.getsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_RCVBUF))
+    }
+}
+
+/// Owns a socket descriptor number: closes it once, on `close()` or deinit, then reads -1.
+struct SocketDescriptor: ~Copyable {
+    private(set) var raw: FileDescriptor
+
+    init(_ raw: FileDescriptor) { self.raw = raw }
+
+    mutating func close() throws(Errno) {
+        let fd = raw
+        guard fd.rawValue >= 0 else { return }
+        raw = FileDescriptor(-1)
+        try Sys.close(fd)
+    }
+
+    deinit { if raw.rawValue >= 0 { try? Sys.close(raw) } }
+}
+
+/// Socket setup shared by the concrete types.
+enum SocketSetup {
+    /// A new socket for `address`'s family, configured by `configure` and bound to `address`.
+    /// The descriptor is closed if any step fails.
+    static func bound(
+        _ address: SocketAddress, type: Int32,
+        configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
+    ) throws(NetError) -> FileDescriptor {
+        do {
+            let fd = OwnedFileDescriptor(try Sys.socket(domain: address.family, type: type))
+            try configure(fd.raw)
+            try address.withSockaddr("bind") { (raw) throws(Errno) in try Sys.bind(fd.raw, raw) }
+            return fd.release()
+        } catch {
+            throw NetError(error, address: address)
+        }
+    }
+
+    /// A new socket for `address`'s family with a connect to `address` started (non-blocking).
+    static func connecting(
+        _ address: SocketAddress, type: Int32,
+        configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
+    ) throws(NetError) -> FileDescriptor {
+        do {
+            let fd = OwnedFileDescriptor(try Sys.socket(domain: address.family, type: type))
+            try configure(fd.raw)
+            _ = try address.withSockaddr("connect") { (raw) throws(Errno) in
+                try Sys.connect(fd.raw, raw)
+            }
+            return fd.release()
+        } catch {
+            throw NetError(error, address: address)
+        }
+    }
+
+    /// accept4 (non-blocking, close-on-exec), decoding the peer's address.
+    static func accept(_ fd: FileDescriptor) throws(Errno) -> IOResult<
+        (
+            FileDescriptor, SocketAddress
+        )
+    > {
+        var storage = sockaddr_storage()
+        switch try Sys.accept4(fd, peer: &storage) {
+        case .wouldBlock: return .wouldBlock
+        case .processed(let accepted):
+            let owned = OwnedFileDescriptor(accepted)
+            // Sys.accept4 does not hand back the address length; the storage started zeroed.
+            let peer = try SocketAddress(storage: storage, length: nil, call: "accept4")
+            return .processed((owned.release(), peer))
+        }
+    }
+
+    /// The connected peer's address.
+    static func peerAddress(_ fd: FileDescriptor) throws(Errno) -> SocketAddress {
+        let (storage, length) = try Sys.getpeername(fd)
+        return try SocketAddress(storage: storage, length: length, call: "getpeername")
+    }
+}
+
+/// `Array.withUnsafeBytes` with a typed-throws body (the stdlib's is `rethrows`).
+func withBytes<R>(
+    _ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(Errno) -> R
+) throws(Errno) -> R {
+    let result = bytes.withUnsafeBytes { raw in Result { () throws(Errno) -> R in try body(raw) } }
+    return try result.get()
+}
+
+/// `Array.withUnsafeMutableBytes` with a typed-throws body.
+func withMutableBytes<R>(
+    _ bytes: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> R
+) throws(Errno) -> R {
+    let result = bytes.withUnsafeMutableBytes { raw in
+        Result { () throws(Errno) -> R in try body(raw) }
+    }
+    return try result.get()
+}
+
+/// A listening stream socket (TCP or Unix): what an acceptor loop needs.
+///
+/// ```swift
+/// func drain<L: ListenerSocket>(_ listener: L) throws(Errno) -> [L.Stream] {
+///     var streams: [L.Stream] = []
+///     while case .processed(let (stream, _)) = try listener.accept() { streams.append(stream) }
+///     return streams
+/// }
+/// ```
+public protocol ListenerSocket: Socket {
+    /// The type of the accepted connections.
+    associatedtype Stream: StreamSocket
+
+    /// Accepts one pending connection (non-blocking, close-on-exec), or `.wouldBlock`.
+    func accept() throws(Errno) -> IOResult<(Stream, SocketAddress)>
+}

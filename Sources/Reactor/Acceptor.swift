@@ -1,0 +1,128 @@
+import Net
+import Selector
+import SysCalls
+
+/// Accepts TCP connections on a listener and hands each to `onAccept`.
+///
+/// Accepts until would-block on every readable event (edge-triggered). At the descriptor
+/// limit (EMFILE/ENFILE) it neither spins nor stalls: it closes a reserve descriptor kept for
+/// this moment, accepts and immediately closes pending connections (their clients see a clean
+/// close instead of hanging in the backlog), reopens the reserve and carries on serving the
+/// established connections; if even that fails it retries on a timer. Each such event is
+/// reported through `onError`.
+///
+/// ```swift
+/// let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, peer, reactor in
+///     try? Connection(socket: stream, reactor: reactor, delegate: echo).start()
+/// }
+/// try acceptor.start()
+/// ```
+public final class Acceptor<Backend: EventSelector>: EventHandler {
+    /// Called on the reactor's thread for each accepted connection.
+    public typealias AcceptHandler = (TCPStream, SocketAddress, Reactor<Backend>) -> Void
+
+    /// The listening socket; closed when the acceptor is deregistered.
+    public let listener: TCPListener
+    /// Told about accept failures (EMFILE, ENFILE, ENOBUFS, …) that the acceptor survived.
+    public var onError: ((Errno) -> Void)?
+    /// Connections accepted and handed over.
+    public private(set) var acceptedCount = 0
+    /// Connections accepted only to be closed at once for lack of descriptors.
+    public private(set) var droppedCount = 0
+
+    private unowned(unsafe) let reactor: Reactor<Backend>
+    private let onAccept: AcceptHandler
+    private var reserve: OwnedFileDescriptor?
+    private var token = Token(rawValue: .max)
+    private var retryPending = false
+    private let retryDelay: Duration
+
+    /// Serves `listener` on `reactor`; `retryDelay` paces retries when even the reserve
+    /// descriptor cannot be reopened.
+    public init(
+        listener: TCPListener, reactor: Reactor<Backend>, retryDelay: Duration = .milliseconds(100),
+        onAccept: @escaping AcceptHandler
+    ) {
+        self.listener = listener
+        self.reactor = reactor
+        self.onAccept = onAccept
+        self.retryDelay = retryDelay
+        self.reserve = try? OwnedFileDescriptor(Sys.eventfd())
+    }
+
+    /// Registers the listener (readable) with the reactor.
+    public func start() throws(Errno) {
+        token = try reactor.register(listener.fileDescriptor, interest: .readable, handler: self)
+    }
+
+    /// Stops accepting: deregisters and closes the listener.
+    public func stop() { reactor.deregister(token) }
+
+    /// Accepts until would-block.
+    public func handle(_ event: Event, reactor: Reactor<Backend>) { acceptAll() }
+
+    /// A retry after the descriptor limit.
+    public func timerFired(tag: Int, reactor: Reactor<Backend>) {
+        retryPending = false
+        acceptAll()
+    }
+
+    /// Closes the listener.
+    public func deregistered(reactor: Reactor<Backend>) {
+        try? listener.close()
+        reserve = nil
+    }
+
+    private func acceptAll() {
+        while true {
+            do {
+                switch try listener.accept() {
+                case .wouldBlock:
+                    return
+                case .processed(let (stream, peer)):
+                    acceptedCount += 1
+                    onAccept(stream, peer, reactor)
+                }
+            } catch let error {
+                switch error.code {
+                case Errno.ECONNABORTED.code, Errno.EPERM.code, Errno.EPROTO.code:
+                    continue  // that client gave up (or a firewall said no); next one
+                case Errno.EMFILE.code, Errno.ENFILE.code:
+                    onError?(error)
+                    if !shedWithReserve() {
+                        scheduleRetry()
+                        return
+                    }
+                default:
+                    // ENOBUFS, ENOMEM: transient. Without a would-block, edge-triggered
+                    // readiness will not fire again, so come back on a timer.
+                    onError?(error)
+                    scheduleRetry()
+                    return
+                }
+            }
+        }
+    }
+
+    /// Frees the reserve descriptor, accepts and closes one connection, takes the reserve
+    /// back. False when that did not work (no reserve, or it cannot be reopened).
+    private func shedWithReserve() -> Bool {
+        guard let spare = reserve.take() else {
+            reserve = try? OwnedFileDescriptor(Sys.eventfd())
+            return false
+        }
+        try? spare.close()
+        if case .processed(let (stream, _))? = try? listener.accept() {
+            droppedCount += 1
+            try? stream.close()
+        }
+        reserve = try? OwnedFileDescriptor(Sys.eventfd())
+        return reserve != nil
+    }
+
+    private func scheduleRetry() {
+        guard !retryPending else { return }
+        retryPending = true
+        reactor.scheduleTimer(after: retryDelay, for: token, tag: 0)
+    }
+}

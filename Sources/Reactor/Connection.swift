@@ -1,0 +1,352 @@
+import Net
+import Selector
+import SysCalls
+
+/// Connection settings, built once from `ConnectionOptions` and shared by many connections
+/// (so each connection carries one reference instead of a copy).
+public final class ConnectionSettings: Sendable {
+    /// The options these settings were made from.
+    public let options: ConnectionOptions
+    let idleNanoseconds: UInt64
+    let writeNanoseconds: UInt64
+
+    /// Freezes `options` for sharing.
+    public init(_ options: ConnectionOptions = ConnectionOptions()) {
+        self.options = options
+        idleNanoseconds = options.idleTimeout.map(ReactorClock.nanoseconds) ?? 0
+        writeNanoseconds = options.writeTimeout.map(ReactorClock.nanoseconds) ?? 0
+    }
+}
+
+/// A stream socket served by a reactor: reads into the reactor's shared buffer and hands
+/// the bytes to a delegate; queues what the kernel will not take yet and sends it when the
+/// socket turns writable (writable interest only while output is pending); pauses reading
+/// above the high watermark; closes on idle or stalled writes; half-closes cleanly.
+///
+/// Steady state costs no allocation: input is only copied when the delegate leaves part of
+/// it unconsumed, and output only when the kernel does not take all of it at once.
+///
+/// ```swift
+/// let connection = Connection(socket: stream, reactor: reactor, delegate: echo)
+/// try connection.start()
+/// ```
+public final class Connection<Backend: EventSelector>: EventHandler {
+    /// The socket; owned: closed when the connection ends.
+    public let socket: any StreamSocket
+    /// The protocol logic.
+    public let delegate: any ConnectionDelegate<Backend>
+    /// The registration token, once started.
+    public private(set) var token = Token(rawValue: .max)
+    /// Free for the delegate's use (e.g. a client id).
+    public var userInfo: Int = 0
+
+    private let fd: FileDescriptor
+    private unowned(unsafe) let reactor: Reactor<Backend>
+    private let settings: ConnectionSettings
+    private var input: [UInt8] = []
+    private var output = OutputQueue()
+    private var lastActivity: UInt64 = 0
+    private var lastWriteProgress: UInt64 = 0
+    private var idleTimer: TimerID?
+    private var writeTimer: TimerID?
+    private var state = State.idle
+    private var interest: Interest = .readable
+    private var readingPaused = false
+    private var peerClosed = false
+    private var closeReason: CloseReason?
+
+    private enum State { case idle, open, closing, closed }
+
+    /// Wraps `socket` (already connected, non-blocking) for `reactor`; call `start()` next.
+    public init(
+        socket: any StreamSocket, reactor: Reactor<Backend>,
+        delegate: any ConnectionDelegate<Backend>,
+        settings: ConnectionSettings = ConnectionSettings()
+    ) {
+        self.socket = socket
+        self.fd = socket.fileDescriptor
+        self.reactor = reactor
+        self.delegate = delegate
+        self.settings = settings
+    }
+
+    /// Registers with the reactor (readable) and arms the idle timer.
+    public func start() throws(Errno) {
+        precondition(state == .idle, "Connection.start() called twice")
+        token = try reactor.register(fd, interest: .readable, handler: self)
+        state = .open
+        lastActivity = reactor.now
+        if settings.idleNanoseconds > 0 {
+            idleTimer = reactor.scheduleTimer(
+                at: lastActivity &+ settings.idleNanoseconds, for: token, tag: Self.idleTag)
+        }
+    }
+
+    /// Bytes queued for the kernel.
+    public var pendingOutputBytes: Int { output.bytes }
+
+    /// True while reading is paused by the high watermark.
+    public var isReadingPaused: Bool { readingPaused }
+
+    /// True until the connection has closed.
+    public var isOpen: Bool { state == .open || state == .closing }
+
+    // MARK: Writing
+
+    /// Sends `bytes`, queueing what the kernel does not take now. Ignored once closing.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open, !bytes.isEmpty else { return }
+        var rest = bytes
+        if output.isEmpty {
+            switch send(bytes) {
+            case .processed(let n) where n == bytes.count:
+                lastActivity = reactor.now
+                return
+            case .processed(let n):
+                lastActivity = reactor.now
+                rest = UnsafeRawBufferPointer(rebasing: bytes[n...])
+            case .wouldBlock:
+                break
+            case nil:
+                return  // failed and closed
+            }
+        }
+        enqueue(rest)
+    }
+
+    /// Sends `bytes` (see `write(_:)` for buffers).
+    public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Sends the UTF-8 of `text`.
+    public func write(_ text: String) {
+        var text = text
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Closes after everything queued has been sent; stops reading now.
+    public func close() {
+        guard state == .open else { return }
+        state = .closing
+        if output.isEmpty {
+            finish(closeReason ?? .closed)
+        } else {
+            updateInterest()
+        }
+    }
+
+    /// Closes now, dropping queued output.
+    public func abort() { finish(.aborted) }
+
+    /// Shuts down our sending side once queued output is sent (the peer reads EOF); reading
+    /// continues. For protocols that half-close.
+    public func shutdownOutput() {
+        guard state == .open else { return }
+        if output.isEmpty {
+            try? socket.shutdown(.write)
+        } else {
+            output.shutdownWhenDrained = true
+        }
+    }
+
+    // MARK: EventHandler
+
+    /// Reads, flushes or fails according to `event`.
+    public func handle(_ event: Event, reactor: Reactor<Backend>) {
+        if event.isWritable || event.isWriteClosed, !output.isEmpty { flush() }
+        if event.isReadable || event.isReadClosed || event.isError {
+            readAvailable(sawReadClosed: event.isReadClosed || event.isError)
+        }
+        if event.isError, state != .closed {
+            // Nothing surfaced it through I/O (e.g. reading paused): ask the socket.
+            let code = (try? Sys.socketError(fd)) ?? 0
+            if code != 0 { finish(.error(Errno(code, call: "SO_ERROR"))) }
+        }
+    }
+
+    /// Idle and write timeouts.
+    public func timerFired(tag: Int, reactor: Reactor<Backend>) {
+        guard state == .open || state == .closing else { return }
+        let now = reactor.now
+        if tag == Self.idleTag {
+            let deadline = lastActivity &+ settings.idleNanoseconds
+            if now >= deadline {
+                idleTimer = nil
+                finish(.idleTimeout)
+            } else {
+                idleTimer = reactor.scheduleTimer(at: deadline, for: token, tag: Self.idleTag)
+            }
+        } else if tag == Self.writeTag {
+            writeTimer = nil
+            guard !output.isEmpty else { return }
+            let deadline = lastWriteProgress &+ settings.writeNanoseconds
+            if now >= deadline {
+                finish(.writeTimeout)
+            } else {
+                writeTimer = reactor.scheduleTimer(at: deadline, for: token, tag: Self.writeTag)
+            }
+        }
+    }
+
+    /// Closes the socket and tells the delegate (once).
+    public func deregistered(reactor: Reactor<Backend>) {
+        if let idleTimer { reactor.cancel(idleTimer) }
+        if let writeTimer { reactor.cancel(writeTimer) }
+        idleTimer = nil
+        writeTimer = nil
+        state = .closed
+        try? socket.close()
+        output.removeAll()
+        input = []
+        delegate.connectionDidClose(self, reason: closeReason ?? .aborted)
+    }
+
+    // MARK: Internals
+
+    private static var idleTag: Int { 1 }
+    private static var writeTag: Int { 2 }
+
+    private func finish(_ reason: CloseReason) {
+        guard state != .closed else { return }
+        if closeReason == nil { closeReason = reason }
+        if state == .idle {
+            state = .closed
+            try? socket.close()
+            delegate.connectionDidClose(self, reason: reason)
+            return
+        }
+        reactor.deregister(token)
+    }
+
+    private func readAvailable(sawReadClosed: Bool) {
+        let buffer = reactor.readBuffer
+        while state == .open && !readingPaused && !peerClosed {
+            let result: IOResult<Int>
+            do {
+                result = try Sys.recv(fd, into: buffer)
+            } catch {
+                finish(.error(error))
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .processed(0):
+                peerClosed = true
+                closeReason = .endOfFile
+                if state == .open { delegate.connectionDidReadEOF(self) }
+                return
+            case .processed(let count):
+                lastActivity = reactor.now
+                deliver(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                // A short read drained the socket; the backend reports the next arrival.
+                if count < buffer.count && Backend.shortReadMeansDrained && !sawReadClosed {
+                    return
+                }
+            }
+        }
+    }
+
+    private func deliver(_ fresh: UnsafeRawBufferPointer) {
+        if input.isEmpty {
+            let consumed = delegate.connection(self, didRead: fresh)
+            if consumed < fresh.count && state != .closed {
+                input.append(contentsOf: fresh[max(0, consumed)...])
+            }
+        } else {
+            input.append(contentsOf: fresh)
+            // Hand the delegate the buffered bytes without exposing `input` to mutation.
+            var held: [UInt8] = []
+            swap(&held, &input)
+            let consumed = held.withUnsafeBytes { delegate.connection(self, didRead: $0) }
+            if consumed < held.count {
+                held.removeFirst(max(0, consumed))
+                input = held
+            } else if held.capacity <= 4096 {
+                held.removeAll(keepingCapacity: true)
+                input = held
+            }
+        }
+        if input.count > settings.options.maxBufferedInput { finish(.inputLimitExceeded) }
+    }
+
+    /// One send; nil when it failed and the connection was closed.
+    private func send(_ bytes: UnsafeRawBufferPointer) -> IOResult<Int>? {
+        do {
+            return try Sys.send(fd, bytes)
+        } catch {
+            finish(.error(error))
+            return nil
+        }
+    }
+
+    private func enqueue(_ bytes: UnsafeRawBufferPointer) {
+        let wasEmpty = output.isEmpty
+        output.append(bytes)
+        if wasEmpty {
+            lastWriteProgress = reactor.now
+            armWriteTimer()
+        }
+        if !readingPaused && output.bytes > settings.options.highWatermark { readingPaused = true }
+        updateInterest()
+    }
+
+    private func flush() {
+        while !output.isEmpty {
+            let result: IOResult<Int>
+            do {
+                result = try output.withVectors(reactor.ioVectors) {
+                    (vectors) throws(Errno) -> IOResult<Int> in try socket.writev(vectors)
+                }
+            } catch {
+                finish(.error(error))
+                return
+            }
+            guard case .processed(let n) = result else { break }
+            output.consume(n)
+            lastActivity = reactor.now
+            lastWriteProgress = lastActivity
+        }
+        if output.isEmpty {
+            if output.shutdownWhenDrained {
+                output.shutdownWhenDrained = false
+                try? socket.shutdown(.write)
+            }
+            if state == .closing {
+                finish(closeReason ?? .closed)
+                return
+            }
+        }
+        if readingPaused && output.bytes <= settings.options.lowWatermark {
+            readingPaused = false
+            updateInterest()
+            delegate.connectionDidDrain(self)
+            // Data may have arrived while paused; re-adding readable interest reports it.
+            return
+        }
+        updateInterest()
+    }
+
+    private func armWriteTimer() {
+        guard settings.writeNanoseconds > 0, writeTimer == nil, state != .idle else { return }
+        writeTimer = reactor.scheduleTimer(
+            at: lastWriteProgress &+ settings.writeNanoseconds, for: token, tag: Self.writeTag)
+    }
+
+    private func updateInterest() {
+        guard state == .open || state == .closing else { return }
+        var wanted: Interest = []
+        if state == .open && !readingPaused && !peerClosed { wanted.insert(.readable) }
+        if !output.isEmpty { wanted.insert(.writable) }
+        // A registration cannot be empty; keep readable (no reads happen while paused/closed).
+        if wanted.isEmpty { wanted = .readable }
+        guard wanted != interest else { return }
+        interest = wanted
+        do {
+            try reactor.setInterest(token, wanted)
+        } catch {
+            finish(.error(error))
+        }
+    }
+}

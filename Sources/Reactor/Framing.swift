@@ -1,0 +1,85 @@
+/// What a framer found at the front of a buffer.
+public enum FrameResult: Equatable, Sendable {
+    /// A frame: its payload's byte range, and how many bytes it used up (payload plus
+    /// delimiter or header).
+    case frame(payload: Range<Int>, consumed: Int)
+    /// Not enough bytes yet.
+    case needMore
+    /// The frame would exceed the maximum length: the peer is misbehaving.
+    case tooLong
+}
+
+/// Newline-delimited frames ("\n", with an optional "\r" before it stripped), at most
+/// `maxLength` bytes of payload.
+///
+/// ```swift
+/// var offset = 0
+/// while case .frame(let line, let used) = framer.next(in: bytes, from: offset) {
+///     handle(bytes[line]); offset += used
+/// }
+/// return offset   // from ConnectionDelegate.connection(_:didRead:)
+/// ```
+public struct LineFramer: Sendable {
+    /// The longest payload accepted.
+    public let maxLength: Int
+
+    /// Frames lines of at most `maxLength` bytes (not counting the line ending).
+    public init(maxLength: Int = 64 << 10) { self.maxLength = maxLength }
+
+    /// The frame starting at `offset` in `bytes`; payload ranges are indices into `bytes`.
+    public func next(in bytes: UnsafeRawBufferPointer, from offset: Int = 0) -> FrameResult {
+        let end = min(bytes.count, offset + maxLength + 2)
+        var index = offset
+        while index < end {
+            if bytes[index] == UInt8(ascii: "\n") {
+                var payloadEnd = index
+                if payloadEnd > offset && bytes[payloadEnd - 1] == UInt8(ascii: "\r") {
+                    payloadEnd -= 1
+                }
+                if payloadEnd - offset > maxLength { return .tooLong }
+                return .frame(payload: offset..<payloadEnd, consumed: index + 1 - offset)
+            }
+            index += 1
+        }
+        return bytes.count - offset > maxLength + 1 ? .tooLong : .needMore
+    }
+}
+
+/// Frames with a big-endian unsigned length header of 1, 2, 4 or 8 bytes, at most
+/// `maxLength` bytes of payload.
+public struct LengthPrefixFramer: Sendable {
+    /// Header width in bytes: 1, 2, 4 or 8.
+    public let headerSize: Int
+    /// The longest payload accepted.
+    public let maxLength: Int
+
+    /// Frames with a `headerSize`-byte big-endian length, payloads up to `maxLength`.
+    public init(headerSize: Int = 4, maxLength: Int = 1 << 20) {
+        precondition([1, 2, 4, 8].contains(headerSize), "header size must be 1, 2, 4 or 8")
+        self.headerSize = headerSize
+        self.maxLength = maxLength
+    }
+
+    /// The frame starting at `offset` in `bytes`.
+    public func next(in bytes: UnsafeRawBufferPointer, from offset: Int = 0) -> FrameResult {
+        guard bytes.count - offset >= headerSize else { return .needMore }
+        var length: UInt64 = 0
+        for index in offset..<(offset + headerSize) {
+            length = length << 8 | UInt64(bytes[index])
+        }
+        guard length <= UInt64(maxLength) else { return .tooLong }
+        let start = offset + headerSize
+        let end = start + Int(length)
+        guard end <= bytes.count else { return .needMore }
+        return .frame(payload: start..<end, consumed: end - offset)
+    }
+
+    /// Writes a header for a `length`-byte payload into `header` (at least `headerSize` bytes).
+    public func encodeHeader(length: Int, into header: UnsafeMutableRawBufferPointer) {
+        precondition(length <= maxLength && header.count >= headerSize)
+        for index in 0..<headerSize {
+            header[index] = UInt8(
+                truncatingIfNeeded: UInt64(length) >> (8 * (headerSize - 1 - index)))
+        }
+    }
+}

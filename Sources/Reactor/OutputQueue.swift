@@ -1,0 +1,96 @@
+import Net
+
+/// Bytes waiting for the kernel: a FIFO of manually allocated chunks, so their addresses stay
+/// put while a gathered write (`withVectors`) points at them.
+///
+/// Small writes fill the tail chunk before a new one is allocated. Owned by one connection;
+/// the owner calls `removeAll()` to free it.
+struct OutputQueue {
+    private struct Chunk {
+        let base: UnsafeMutableRawPointer
+        let capacity: Int
+        var start: Int
+        var end: Int
+    }
+
+    private static var chunkSize: Int { 16 << 10 }
+
+    private var chunks: [Chunk] = []
+    private var head = 0
+    /// Bytes queued.
+    private(set) var bytes = 0
+    /// Send a FIN once everything queued has gone out.
+    var shutdownWhenDrained = false
+
+    var isEmpty: Bool { bytes == 0 }
+
+    mutating func append(_ data: UnsafeRawBufferPointer) {
+        var rest = data
+        if let last = chunks.indices.last, last >= head {
+            let room = chunks[last].capacity - chunks[last].end
+            let n = min(room, rest.count)
+            if n > 0 {
+                (chunks[last].base + chunks[last].end).copyMemory(
+                    from: rest.baseAddress!, byteCount: n)
+                chunks[last].end += n
+                bytes += n
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+        }
+        guard !rest.isEmpty else { return }
+        let capacity = max(Self.chunkSize, rest.count)
+        let base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        base.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+        chunks.append(Chunk(base: base, capacity: capacity, start: 0, end: rest.count))
+        bytes += rest.count
+    }
+
+    /// Calls `body` with up to `vectors.count` iovecs covering the front of the queue.
+    func withVectors<R, E: Error>(
+        _ vectors: UnsafeMutableBufferPointer<IOVector>,
+        _ body: (UnsafeBufferPointer<IOVector>) throws(E) -> R
+    ) throws(E) -> R {
+        var count = 0
+        var index = head
+        while index < chunks.count && count < vectors.count {
+            let chunk = chunks[index]
+            vectors[count] = IOVector(
+                UnsafeRawBufferPointer(
+                    start: chunk.base + chunk.start, count: chunk.end - chunk.start))
+            count += 1
+            index += 1
+        }
+        return try body(UnsafeBufferPointer(rebasing: vectors[..<count]))
+    }
+
+    /// Drops `n` sent bytes from the front, freeing emptied chunks.
+    mutating func consume(_ n: Int) {
+        var left = n
+        bytes -= n
+        while left > 0 && head < chunks.count {
+            let available = chunks[head].end - chunks[head].start
+            if left < available {
+                chunks[head].start += left
+                return
+            }
+            left -= available
+            chunks[head].base.deallocate()
+            head += 1
+        }
+        if head == chunks.count {
+            chunks.removeAll(keepingCapacity: chunks.capacity <= 16)
+            head = 0
+        } else if head > 32 && head * 2 > chunks.count {
+            chunks.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Frees everything.
+    mutating func removeAll() {
+        for index in head..<chunks.count { chunks[index].base.deallocate() }
+        chunks = []
+        head = 0
+        bytes = 0
+    }
+}

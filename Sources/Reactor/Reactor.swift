@@ -1,0 +1,219 @@
+import Net
+import Selector
+import SysCalls
+
+/// An event loop on one thread: a selector, handlers by token, timers and a task queue.
+///
+/// Generic over its selector, so production pays no dynamic cost per event and tests plug
+/// in `MockSelector`. Everything but `handle` (a Sendable `Reactor.Handle`) must be used
+/// on the reactor's own thread, which is the thread calling `run()`.
+///
+/// ```swift
+/// let reactor = try Reactor<EpollSelector>()
+/// reactor.schedule(after: .seconds(1)) { reactor in reactor.stop() }
+/// try reactor.run()
+/// ```
+public final class Reactor<Backend: EventSelector> {
+    /// What a timer does when it fires.
+    enum TimerAction {
+        case closure((Reactor<Backend>) -> Void)
+        case handler(Token, tag: Int)
+    }
+
+    /// The selector this reactor waits on.
+    public let selector: Backend
+    /// The Sendable handle other threads use to reach this reactor.
+    public let handle: Handle
+
+    private var events: Events
+    private var handlers = HandlerTable<Backend>()
+    private var timers = TimerQueue<TimerAction>()
+    private var stopRequested = false
+    private var isShutDown = false
+    private let wakerToken = Token(rawValue: UInt64.max)
+    private var cachedNow: UInt64
+    /// Scratch space every handler on this reactor reads into (64 KiB, allocated once):
+    /// one buffer per thread instead of one per connection.
+    public let readBuffer: UnsafeMutableRawBufferPointer
+    /// Scratch iovecs for gathered writes (64 of them).
+    let ioVectors: UnsafeMutableBufferPointer<IOVector>
+
+    /// Creates a reactor over a new selector; `eventCapacity` bounds events per `select`.
+    public convenience init(eventCapacity: Int = 1024) throws(Errno) {
+        try self.init(selector: try Backend(), eventCapacity: eventCapacity)
+    }
+
+    /// Creates a reactor over `selector` (e.g. a scripted `MockSelector`).
+    public init(selector: Backend, eventCapacity: Int = 1024) throws(Errno) {
+        self.selector = selector
+        self.events = Events(capacity: eventCapacity)
+        let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
+        self.handle = Handle(waker: waker)
+        self.cachedNow = Sys.monotonicNanoseconds()
+        self.readBuffer = .allocate(byteCount: 64 << 10, alignment: 16)
+        self.ioVectors = .allocate(capacity: 64)
+    }
+
+    deinit {
+        handle.markClosed()
+        shutdown()
+        readBuffer.deallocate()
+        ioVectors.deallocate()
+    }
+
+    /// Live registrations.
+    public var handlerCount: Int { handlers.count }
+
+    /// Pending timers.
+    public var timerCount: Int { timers.count }
+
+    /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
+    public var now: UInt64 { cachedNow }
+
+    // MARK: Registration
+
+    /// Registers `fd` for `interest`; `handler` receives its events until deregistered.
+    /// Returns the registration's token.
+    @discardableResult
+    public func register(
+        _ fd: FileDescriptor, interest: Interest, handler: any EventHandler<Backend>
+    ) throws(Errno) -> Token {
+        let token = handlers.insert(handler, fd: fd)
+        do {
+            try selector.register(fd, token: token, interest: interest)
+        } catch {
+            _ = handlers.remove(token)
+            throw error
+        }
+        return token
+    }
+
+    /// Changes the interest of a registration.
+    public func setInterest(_ token: Token, _ interest: Interest) throws(Errno) {
+        guard let fd = handlers.fd(for: token) else {
+            throw Errno(Errno.ENOENT.code, call: "setInterest (unknown token)")
+        }
+        try selector.reregister(fd, token: token, interest: interest)
+    }
+
+    /// Ends a registration: removes it from the selector, then calls the handler's
+    /// `deregistered` (once). Unknown or stale tokens are ignored; returns whether it acted.
+    @discardableResult
+    public func deregister(_ token: Token) -> Bool {
+        guard let (handler, fd) = handlers.remove(token) else { return false }
+        // The handler may already have closed the descriptor; the selector then forgot it.
+        try? selector.deregister(fd)
+        handler.deregistered(reactor: self)
+        return true
+    }
+
+    // MARK: Timers
+
+    /// Runs `body` on this thread after `delay`, and then every `repeating` if given.
+    @discardableResult
+    public func schedule(
+        after delay: Duration, repeating: Duration? = nil,
+        _ body: @escaping (Reactor<Backend>) -> Void
+    ) -> TimerID {
+        let interval = repeating.map { max(1, Self.nanoseconds($0)) } ?? 0
+        return timers.schedule(
+            at: Sys.monotonicNanoseconds() &+ Self.nanoseconds(delay), interval: interval,
+            .closure(body))
+    }
+
+    /// Calls `timerFired(tag:)` on the handler of `token` after `delay`; allocation-free,
+    /// for per-connection timeouts. Dropped silently if the registration has ended.
+    @discardableResult
+    public func scheduleTimer(after delay: Duration, for token: Token, tag: Int) -> TimerID {
+        scheduleTimer(
+            at: Sys.monotonicNanoseconds() &+ Self.nanoseconds(delay), for: token, tag: tag)
+    }
+
+    /// Like `scheduleTimer(after:for:tag:)` with an absolute deadline on `now`'s clock.
+    @discardableResult
+    public func scheduleTimer(at deadline: UInt64, for token: Token, tag: Int) -> TimerID {
+        timers.schedule(at: deadline, .handler(token, tag: tag))
+    }
+
+    /// Cancels a timer; false if it already fired or was cancelled.
+    @discardableResult
+    public func cancel(_ timer: TimerID) -> Bool { timers.cancel(timer) }
+
+    // MARK: Running
+
+    /// Runs until `stop()` (from this thread) or `handle.stop()` (from any), then shuts down:
+    /// every handler is deregistered once.
+    public func run() throws(Errno) {
+        stopRequested = false
+        defer { shutdown() }
+        while !stopRequested && !handle.isStopRequested {
+            try runOnce(timeout: nil)
+        }
+    }
+
+    /// One iteration: wait for events (at most `timeout`, shortened by the next timer),
+    /// dispatch them, fire due timers, run queued tasks.
+    public func runOnce(timeout: Duration?) throws(Errno) {
+        var wait = timeout
+        if let deadline = timers.nextDeadline {
+            let now = Sys.monotonicNanoseconds()
+            let untilTimer = Duration.nanoseconds(Int64(clamping: deadline &- min(deadline, now)))
+            wait = wait.map { min($0, untilTimer) } ?? untilTimer
+        }
+        if handle.hasPendingWork { wait = .zero }
+        try selector.select(into: &events, timeout: wait)
+        cachedNow = Sys.monotonicNanoseconds()
+        for index in events.indices {
+            let event = events[index]
+            if event.token == wakerToken { continue }
+            handlers.handler(for: event.token)?.handle(event, reactor: self)
+        }
+        fireTimers()
+        runTasks()
+    }
+
+    /// Asks `run()` to return after the current iteration.
+    public func stop() { stopRequested = true }
+
+    /// Deregisters every handler (each `deregistered` called once) and drops all timers.
+    /// `run()` does this on its way out.
+    public func shutdown() {
+        if isShutDown { return }
+        isShutDown = true
+        // Handlers may register new ones while closing; loop until the table is empty.
+        while handlers.count > 0 {
+            for token in handlers.liveTokens() { deregister(token) }
+        }
+        timers.removeAll()
+        isShutDown = false
+    }
+
+    private func fireTimers() {
+        while let (_, action) = timers.popExpired(now: cachedNow) {
+            switch action {
+            case .closure(let body): body(self)
+            case .handler(let token, let tag):
+                handlers.handler(for: token)?.timerFired(tag: tag, reactor: self)
+            }
+        }
+    }
+
+    private func runTasks() {
+        guard handle.hasPendingWork else { return }
+        for task in handle.takeTasks() { task.run(self) }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 { ReactorClock.nanoseconds(duration) }
+}
+
+/// Conversions between `Duration` and the reactor's monotonic nanoseconds.
+enum ReactorClock {
+    /// A non-negative duration in nanoseconds (negative → 0, huge → saturated).
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return UInt64.max / 2 }
+        return whole &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,39 @@
+#if os(Linux)
+import Glibc
+
+/// poll(2) support: event bits in `pollfd`'s `Int16` form, and a file-identity query.
+extension Sys {
+    /// One poll(2) entry (`struct pollfd`): descriptor, requested events, returned events.
+    public typealias PollFD = pollfd
+
+    /// poll(2) event bits as `pollfd.events` / `pollfd.revents` hold them.
+    public enum PollEvent {
+        /// POLLIN: data (or a connection, or EOF) to read.
+        public static let input = Int16(POLLIN)
+        /// POLLPRI: priority / out-of-band data.
+        public static let priority = Int16(POLLPRI)
+        /// POLLOUT: room to write.
+        public static let output = Int16(POLLOUT)
+        /// POLLRDHUP (Linux, 0x2000): the peer shut down its write side. Glibc hides it
+        /// behind _GNU_SOURCE, so Swift does not import it.
+        public static let readHangUp: Int16 = 0x2000
+        /// POLLERR: an error is pending (always reported, cannot be masked).
+        public static let error = Int16(POLLERR)
+        /// POLLHUP: hung up (always reported, cannot be masked).
+        public static let hangUp = Int16(POLLHUP)
+        /// POLLNVAL: the descriptor is not open (always reported, cannot be masked).
+        public static let invalid = Int16(POLLNVAL)
+    }
+
+    /// fstat(2), reduced to what identifies an open file: its device and inode numbers.
+    ///
+    /// Sockets and pipes get an inode each; anonymous-inode files (eventfd, timerfd, epoll)
+    /// all share one, so they cannot be told apart this way.
+    public static func fstat(_ fd: FileDescriptor) throws(Errno) -> (device: UInt64, inode: UInt64)
+    {
+        var info = Glibc.stat()
+        _ = try retrying("fstat") { Glibc.fstat(fd.rawValue, &info) }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+}
+#endif

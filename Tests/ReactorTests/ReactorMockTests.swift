@@ -1,0 +1,193 @@
+import Reactor
+import Selector
+import Synchronization
+import SysCalls
+import Testing
+
+/// A handler that records what the reactor tells it.
+final class RecordingHandler: EventHandler {
+    typealias Backend = MockSelector
+    let name: String
+    var events: [Event] = []
+    var timerTags: [Int] = []
+    var deregisteredCount = 0
+    var onEvent: ((Event, Reactor<MockSelector>) -> Void)?
+
+    init(_ name: String) { self.name = name }
+
+    func handle(_ event: Event, reactor: Reactor<MockSelector>) {
+        events.append(event)
+        onEvent?(event, reactor)
+    }
+
+    func timerFired(tag: Int, reactor: Reactor<MockSelector>) { timerTags.append(tag) }
+
+    func deregistered(reactor: Reactor<MockSelector>) { deregisteredCount += 1 }
+}
+
+@Suite("Reactor on MockSelector (no kernel)")
+struct ReactorMockTests {
+    @Test("events are dispatched to the handler registered under their token")
+    func dispatchByToken() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let a = RecordingHandler("a")
+        let b = RecordingHandler("b")
+        let tokenA = try reactor.register(FileDescriptor(100), interest: .readable, handler: a)
+        let tokenB = try reactor.register(FileDescriptor(101), interest: .writable, handler: b)
+        #expect(mock.registrations[FileDescriptor(100)]?.token == tokenA)
+        #expect(mock.registrations[FileDescriptor(101)]?.interest == .writable)
+
+        mock.inject([
+            Event(token: tokenB, readiness: .writable), Event(token: tokenA, readiness: .readable),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(a.events == [Event(token: tokenA, readiness: .readable)])
+        #expect(b.events == [Event(token: tokenB, readiness: .writable)])
+    }
+
+    @Test("a stale event for a removed handler never reaches the handler that reused its slot")
+    func staleEventAfterReuseDropped() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let old = RecordingHandler("old")
+        let oldToken = try reactor.register(FileDescriptor(7), interest: .readable, handler: old)
+        #expect(reactor.deregister(oldToken))
+        #expect(old.deregisteredCount == 1)
+        #expect(!reactor.deregister(oldToken))
+        #expect(old.deregisteredCount == 1)
+
+        // Same descriptor number, same slot: only the generation differs.
+        let new = RecordingHandler("new")
+        let newToken = try reactor.register(FileDescriptor(7), interest: .readable, handler: new)
+        #expect(newToken != oldToken)
+        #expect(newToken.rawValue & 0xFFFF_FFFF == oldToken.rawValue & 0xFFFF_FFFF)
+
+        mock.inject([
+            Event(token: oldToken, readiness: .readable),
+            Event(token: newToken, readiness: [.readable, .readClosed]),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(old.events.isEmpty)
+        #expect(new.events == [Event(token: newToken, readiness: [.readable, .readClosed])])
+    }
+
+    @Test("a handler removed earlier in the same batch gets none of the batch's later events")
+    func removalWithinBatch() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let victim = RecordingHandler("victim")
+        let killer = RecordingHandler("killer")
+        let victimToken = try reactor.register(
+            FileDescriptor(8), interest: .readable, handler: victim)
+        let killerToken = try reactor.register(
+            FileDescriptor(9), interest: .readable, handler: killer)
+        killer.onEvent = { _, reactor in reactor.deregister(victimToken) }
+        mock.inject([
+            Event(token: killerToken, readiness: .readable),
+            Event(token: victimToken, readiness: .readable),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(victim.events.isEmpty)
+        #expect(victim.deregisteredCount == 1)
+        #expect(mock.registrations[FileDescriptor(8)] == nil)
+    }
+
+    @Test("timers fire in deadline order, equal deadlines in scheduling order")
+    func timerOrdering() throws {
+        let reactor = try Reactor(selector: MockSelector())
+        var fired: [String] = []
+        reactor.schedule(after: .milliseconds(30)) { _ in fired.append("30") }
+        reactor.schedule(after: .milliseconds(10)) { _ in fired.append("10a") }
+        reactor.schedule(after: .milliseconds(10)) { _ in fired.append("10b") }
+        reactor.schedule(after: .zero) { _ in fired.append("0") }
+        reactor.schedule(after: .milliseconds(20)) { _ in fired.append("20") }
+        let start = ContinuousClock.now
+        while fired.count < 5 && ContinuousClock.now - start < .seconds(5) {
+            try reactor.runOnce(timeout: nil)
+        }
+        #expect(fired == ["0", "10a", "10b", "20", "30"])
+        #expect(ContinuousClock.now - start >= .milliseconds(30))
+    }
+
+    @Test("a cancelled timer never fires; a repeating timer fires until cancelled")
+    func timerCancellation() throws {
+        let reactor = try Reactor(selector: MockSelector())
+        var cancelledFired = false
+        let cancelled = reactor.schedule(after: .milliseconds(5)) { _ in cancelledFired = true }
+        #expect(reactor.cancel(cancelled))
+        #expect(!reactor.cancel(cancelled))
+
+        var ticks = 0
+        var repeating: TimerID?
+        repeating = reactor.schedule(after: .milliseconds(1), repeating: .milliseconds(1)) {
+            reactor in
+            ticks += 1
+            if ticks == 3 { reactor.cancel(repeating!) }
+        }
+        var done = false
+        reactor.schedule(after: .milliseconds(40)) { _ in done = true }
+        while !done { try reactor.runOnce(timeout: nil) }
+        #expect(!cancelledFired)
+        #expect(ticks == 3)
+        #expect(reactor.timerCount == 0)
+    }
+
+    @Test("handler timers reach the live handler only")
+    func handlerTimers() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let live = RecordingHandler("live")
+        let gone = RecordingHandler("gone")
+        let liveToken = try reactor.register(FileDescriptor(3), interest: .readable, handler: live)
+        let goneToken = try reactor.register(FileDescriptor(4), interest: .readable, handler: gone)
+        reactor.scheduleTimer(after: .milliseconds(2), for: liveToken, tag: 42)
+        reactor.scheduleTimer(after: .milliseconds(2), for: goneToken, tag: 43)
+        reactor.deregister(goneToken)
+        var done = false
+        reactor.schedule(after: .milliseconds(10)) { _ in done = true }
+        while !done { try reactor.runOnce(timeout: nil) }
+        #expect(live.timerTags == [42])
+        #expect(gone.timerTags.isEmpty)
+    }
+
+    @Test("tasks queued from other threads run on the reactor thread, in order, and wake it")
+    func tasksFromOtherThreads() throws {
+        let reactor = try Reactor(selector: MockSelector())
+        let handle = reactor.handle
+        let seen = Atomic<Int>(0)
+        let producers = try (0..<4).map { producer in
+            try OSThread(name: "producer-\(producer)") {
+                for _ in 0..<250 {
+                    try! handle.execute { _ in seen.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+        }
+        try handle.schedule(after: .milliseconds(1)) { _ in }
+        let start = ContinuousClock.now
+        // A select with no timeout: only the tasks' wakes can end it.
+        while seen.load(ordering: .relaxed) < 1000 && ContinuousClock.now - start < .seconds(10) {
+            try reactor.runOnce(timeout: nil)
+        }
+        producers.forEach { $0.join() }
+        #expect(seen.load(ordering: .relaxed) == 1000)
+    }
+
+    @Test("stop from another thread ends run() and every handler is deregistered once")
+    func gracefulShutdown() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let handlers = (0..<10).map { RecordingHandler("h\($0)") }
+        for (index, handler) in handlers.enumerated() {
+            try reactor.register(
+                FileDescriptor(Int32(200 + index)), interest: .readable, handler: handler)
+        }
+        let handle = reactor.handle
+        let stopper = try OSThread { handle.stop() }
+        try reactor.run()
+        stopper.join()
+        #expect(handlers.allSatisfy { $0.deregisteredCount == 1 })
+        #expect(reactor.handlerCount == 0)
+        #expect(mock.registrations.isEmpty)
+    }
+}
