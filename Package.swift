@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "delays", targets: ["Delays"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
+        .executable(name: "chat-server", targets: ["ChatServer"]),
     ],
     targets: [
         .target(name: "CSysCalls"),
@@ -24,11 +25,15 @@ let package = Package(
             name: "EchoServer",
             dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
             path: "Examples/EchoServer"),
+        .executableTarget(
+            name: "ChatServer", dependencies: ["ExampleSupport", "Net", "Selector", "SysCalls"],
+            path: "Examples/ChatServer"),
         .testTarget(name: "SysCallsTests", dependencies: ["SysCalls"]),
         .testTarget(name: "SelectorTests", dependencies: ["Selector", "SysCalls"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "Selector", "SysCalls"]),
         .testTarget(
             name: "ReactorTests", dependencies: ["Reactor", "Net", "Selector", "SysCalls"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["Net", "Selector", "SysCalls"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,11 +6,17 @@ import PackageDescription
 let package = Package(
     name: "swift-reactor-benchmarks",
     platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "echo-load", targets: ["EchoLoad"]),
+        .executable(name: "c-echo", targets: ["CEcho"]),
+        .executable(name: "nio-echo", targets: ["NIOEcho"]),
+    ],
     dependencies: [
         .package(
             url: "https://github.com/ordo-one/benchmark", from: "1.38.1",
             traits: ["MallocInterposer"]),
         .package(name: "swift-reactor", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
     ],
     targets: [
         .executableTarget(
@@ -22,7 +28,26 @@ let package = Package(
             ],
             path: "Benchmarks/SelectorBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // The echo suite (./run): our load generator and the two reference servers.
+        .executableTarget(
+            name: "EchoLoad",
+            dependencies: [
+                .product(name: "Selector", package: "swift-reactor"),
+                .product(name: "Net", package: "swift-reactor"),
+                .product(name: "SysCalls", package: "swift-reactor"),
+            ],
+            path: "Benchmarks/EchoLoad"
+        ),
+        .executableTarget(name: "CEcho", path: "Benchmarks/CEcho"),
+        .executableTarget(
+            name: "NIOEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOEcho"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
