@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "delays", targets: ["Delays"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "chat-server", targets: ["ChatServer"]),
+        .executable(name: "http-hello", targets: ["HTTPHello"]),
+        .executable(name: "mini-redis", targets: ["MiniRedis"]),
     ],
     targets: [
         .target(name: "CSysCalls"),
@@ -28,6 +30,14 @@ let package = Package(
         .executableTarget(
             name: "ChatServer", dependencies: ["ExampleSupport", "Net", "Selector", "SysCalls"],
             path: "Examples/ChatServer"),
+        .executableTarget(
+            name: "HTTPHello",
+            dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
+            path: "Examples/HTTPHello"),
+        .executableTarget(
+            name: "MiniRedis",
+            dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
+            path: "Examples/MiniRedis"),
         .testTarget(name: "SysCallsTests", dependencies: ["SysCalls"]),
         .testTarget(name: "SelectorTests", dependencies: ["Selector", "SysCalls"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "Selector", "SysCalls"]),

@@ -89,7 +89,14 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                     continue  // that client gave up (or a firewall said no); next one
                 case Errno.EMFILE.code, Errno.ENFILE.code:
                     onError?(error)
-                    if !shedWithReserve() {
+                    switch shedWithReserve() {
+                    case .shed:
+                        continue
+                    case .drained:
+                        // Backlog empty. accept4 fails with EMFILE before it looks at the
+                        // queue, so looping here would spin; the would-block re-arms readiness.
+                        return
+                    case .failed:
                         scheduleRetry()
                         return
                     }
@@ -104,20 +111,29 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
         }
     }
 
+    private enum ShedOutcome { case shed, drained, failed }
+
     /// Frees the reserve descriptor, accepts and closes one connection, takes the reserve
-    /// back. False when that did not work (no reserve, or it cannot be reopened).
-    private func shedWithReserve() -> Bool {
+    /// back. `.drained` when no connection was pending; `.failed` when that did not work (no
+    /// reserve, or it cannot be reopened).
+    private func shedWithReserve() -> ShedOutcome {
         guard let spare = reserve.take() else {
             reserve = try? OwnedFileDescriptor(Sys.eventfd())
-            return false
+            return .failed
         }
         try? spare.close()
-        if case .processed(let (stream, _))? = try? listener.accept() {
+        var outcome = ShedOutcome.shed
+        switch try? listener.accept() {
+        case .processed(let (stream, _))?:
             droppedCount += 1
             try? stream.close()
+        case .wouldBlock?:
+            outcome = .drained
+        case nil:
+            outcome = .failed  // e.g. another thread took the freed number: retry later
         }
         reserve = try? OwnedFileDescriptor(Sys.eventfd())
-        return reserve != nil
+        return reserve == nil ? .failed : outcome
     }
 
     private func scheduleRetry() {

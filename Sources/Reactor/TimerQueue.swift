@@ -44,8 +44,10 @@ public struct TimerQueue<Payload> {
     /// True when nothing is pending.
     public var isEmpty: Bool { heap.isEmpty }
 
+    // `heap[0]`, not `heap.first`, here and in popExpired: unspecialized generic code (a
+    // Reactor used from another module) calls Collection.first, which mallocs on every call.
     /// The earliest pending deadline.
-    public var nextDeadline: UInt64? { heap.first?.deadline }
+    public var nextDeadline: UInt64? { heap.isEmpty ? nil : heap[0].deadline }
 
     /// Schedules `payload` at `deadline`; with `interval` > 0 it repeats every `interval` ns.
     public mutating func schedule(
@@ -89,7 +91,8 @@ public struct TimerQueue<Payload> {
     /// rescheduled (from its previous deadline, or from `now` if it fell a whole interval
     /// behind) and keeps its `TimerID`.
     public mutating func popExpired(now: UInt64) -> (TimerID, Payload)? {
-        guard let first = heap.first, first.deadline <= now else { return nil }
+        guard !heap.isEmpty, heap[0].deadline <= now else { return nil }
+        let first = heap[0]
         let slot = Int(first.slot)
         let id = TimerID(slot: first.slot, generation: slots[slot].generation)
         let interval = slots[slot].interval

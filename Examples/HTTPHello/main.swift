@@ -1,0 +1,213 @@
+// http-hello: a minimal HTTP/1.1 server on the Reactor that answers "Hello, World!".
+//
+//     swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads N]
+//                                     [--backend epoll|poll] [--max-header-bytes 8192]
+//                                     [--max-body-bytes 1048576] [--idle-timeout 60]
+//
+// GET / → 200 "Hello, World!" (text/plain); HEAD / → the same headers without the body;
+// other paths → 404; other methods on / → 405 with Allow. Keep-alive and pipelining (the
+// responses to the requests of one read leave in one write). Malformed requests → 400,
+// heads over --max-header-bytes → 431, Content-Length over --max-body-bytes → 413; request
+// bodies within the limit are read and ignored. Transfer-Encoding (chunked bodies) → 501:
+// a deliberate choice, since this server never needs a body. Every error response closes
+// the connection gracefully (FIN after the response, then the rest of the input is read
+// and dropped for a moment, so the client sees the response rather than a reset).
+//
+// With --threads N, N reactors share the port through SO_REUSEPORT. Prints where it
+// listens; SIGINT or SIGTERM stops it cleanly.
+import ExampleSupport
+import Net
+import Reactor
+import Selector
+import Synchronization
+import SysCalls
+
+let usage = """
+    usage: http-hello [--host H] [--port P] [--threads N] [--backend epoll|poll]
+                      [--max-header-bytes N] [--max-body-bytes N] [--idle-timeout SECONDS]
+    """
+let arguments = ServerArguments(
+    defaultPort: 8080, usage: usage,
+    extraFlags: ["max-header-bytes", "max-body-bytes", "idle-timeout"])
+
+func positiveFlag(_ name: String, default value: Int) -> Int {
+    guard let text = arguments.extra[name] else { return value }
+    guard let number = Int(text), number > 0 else {
+        printError("http-hello: bad value for --\(name): \(text)\n\(usage)")
+        Sys.exit(2)
+    }
+    return number
+}
+
+let maxHeaderBytes = positiveFlag("max-header-bytes", default: 8 << 10)
+let maxBodyBytes = positiveFlag("max-body-bytes", default: 1 << 20)
+let idleSeconds = positiveFlag("idle-timeout", default: 60)
+
+/// Serves every connection of one reactor: parses requests in place from the bytes the
+/// connection hands over and answers from the reactor's `ResponseCache`.
+///
+/// Per-connection state lives in `Connection.userInfo`: 0 between requests, a positive count
+/// of request-body bytes still to skip, or, once the connection is closing after an error or
+/// `Connection: close`, minus the number of input bytes it may still drop before giving up.
+final class HTTPHello<Backend: EventSelector>: ConnectionDelegate {
+    private let parser: RequestParser
+    private let responses: ResponseCache
+    /// Responses to the requests of one read, sent with one write.
+    private let batch: UnsafeMutableRawBufferPointer
+    private var batched = 0
+    private unowned(unsafe) let reactor: Reactor<Backend>
+
+    /// How long a closing connection may keep sending before it is cut off.
+    private static var lingerTime: Duration { .seconds(2) }
+    /// How much a closing connection may send before it is cut off.
+    private static var lingerBytes: Int { 1 << 20 }
+
+    /// Serves on `reactor`; starts the once-a-second Date refresh there.
+    init(reactor: Reactor<Backend>, parser: RequestParser) {
+        self.reactor = reactor
+        self.parser = parser
+        let clock = Sys.wallClock()
+        let responses = ResponseCache(now: clock.seconds)
+        self.responses = responses
+        batch = .allocate(byteCount: 32 << 10, alignment: 16)
+        // Aligned just past each wall-clock second, so the Date field is never a second late.
+        let untilNextSecond = 1_000_000_000 - clock.nanoseconds + 1_000_000
+        reactor.schedule(after: .nanoseconds(untilNextSecond), repeating: .seconds(1)) { _ in
+            responses.refresh(now: Sys.wallClock().seconds)
+        }
+    }
+
+    deinit { batch.deallocate() }
+
+    func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer)
+        -> Int
+    {
+        var offset = 0
+        let state = connection.userInfo
+        if state != 0 {
+            if state < 0 {
+                let budget = -state - bytes.count
+                if budget <= 0 { connection.abort() } else { connection.userInfo = -budget }
+                return bytes.count
+            }
+            offset = min(state, bytes.count)
+            connection.userInfo = state - offset
+        }
+        while offset < bytes.count {
+            switch parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+            case .incomplete:
+                flush(connection)
+                return offset
+            case .failure(let failure):
+                append(responses.response(Self.status(failure), .close, head: false), connection)
+                flush(connection)
+                closeGracefully(connection)
+                return bytes.count
+            case .request(let head):
+                offset += head.length
+                let status: Status =
+                    !head.isRoot ? .notFound : head.method == .other ? .methodNotAllowed : .ok
+                append(
+                    responses.response(status, head.mode, head: head.method == .head), connection)
+                let body = min(head.contentLength, bytes.count - offset)
+                offset += body
+                if body < head.contentLength { connection.userInfo = head.contentLength - body }
+                if head.mode == .close {
+                    flush(connection)
+                    closeGracefully(connection)
+                    return bytes.count
+                }
+            }
+        }
+        flush(connection)
+        return offset
+    }
+
+    private static func status(_ failure: RequestFailure) -> Status {
+        switch failure {
+        case .badRequest: .badRequest
+        case .payloadTooLarge: .payloadTooLarge
+        case .headersTooLarge: .headersTooLarge
+        case .notImplemented: .notImplemented
+        }
+    }
+
+    @inline(__always)
+    private func append(_ response: UnsafeRawBufferPointer, _ connection: Connection<Backend>) {
+        if batched + response.count > batch.count { flush(connection) }
+        (batch.baseAddress! + batched).copyMemory(
+            from: response.baseAddress!, byteCount: response.count)
+        batched += response.count
+    }
+
+    @inline(__always)
+    private func flush(_ connection: Connection<Backend>) {
+        guard batched > 0 else { return }
+        connection.write(UnsafeRawBufferPointer(rebasing: batch[..<batched]))
+        batched = 0
+    }
+
+    /// Sends FIN after the response, then drops whatever the client still sends until it
+    /// closes (or the linger budget runs out): closing with unread input would reset the
+    /// connection and could destroy the response before the client reads it.
+    private func closeGracefully(_ connection: Connection<Backend>) {
+        guard connection.isOpen else { return }
+        connection.userInfo = -Self.lingerBytes
+        connection.shutdownOutput()
+        reactor.schedule(after: Self.lingerTime) { _ in connection.abort() }
+    }
+}
+
+/// Counts accept failures so the operator sees some of them.
+let acceptErrors = Atomic<Int>(0)
+
+func serve<Backend: EventSelector>(
+    _: Backend.Type, _ arguments: ServerArguments
+) throws -> ReactorGroup<Backend> {
+    let requested = try SocketAddress(parsing: arguments.addressText)
+    let boundPort = Atomic<Int>(arguments.port)
+    let reusePort = arguments.threads > 1
+    let parser = RequestParser(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes)
+    let settings = ConnectionSettings(
+        ConnectionOptions(
+            maxBufferedInput: max(1 << 20, maxHeaderBytes + (128 << 10)),
+            idleTimeout: .seconds(idleSeconds)))
+    return try ReactorGroup<Backend>(threads: arguments.threads) { reactor, index in
+        let address = requested.withPort(UInt16(boundPort.load(ordering: .acquiring)))
+        let listener = try TCPListener(binding: address, reusePort: reusePort)
+        if index == 0 {
+            let local = try listener.localAddress
+            boundPort.store(Int(local.port ?? 0), ordering: .releasing)
+            printLine(
+                "http-hello listening on \(local) (\(Backend.backendName), \(arguments.threads) thread(s))"
+            )
+        }
+        let hello = HTTPHello(reactor: reactor, parser: parser)
+        let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
+            try? stream.setNoDelay(true)
+            try? Connection(socket: stream, reactor: reactor, delegate: hello, settings: settings)
+                .start()
+        }
+        acceptor.onError = { error in
+            if acceptErrors.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
+                printError("http-hello: accept: \(error)")
+            }
+        }
+        try acceptor.start()
+    }
+}
+
+prepareForTermination()
+do {
+    let stop: () -> Void
+    switch arguments.backend {
+    case "poll": stop = try serve(PollSelector.self, arguments).stop
+    default: stop = try serve(EpollSelector.self, arguments).stop
+    }
+    let signal = waitForTermination()
+    stop()
+    printLine("http-hello stopped (signal \(signal))")
+} catch {
+    printError("http-hello: \(error)")
+    Sys.exit(1)
+}

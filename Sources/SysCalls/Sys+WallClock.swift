@@ -1,0 +1,12 @@
+import Glibc
+
+extension Sys {
+    /// The wall clock (CLOCK_REALTIME, a vDSO call): seconds since the Unix epoch and the
+    /// nanoseconds past that second.
+    @inline(__always)
+    public static func wallClock() -> (seconds: Int64, nanoseconds: Int64) {
+        var ts = Glibc.timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec), Int64(ts.tv_nsec))
+    }
+}
