@@ -42,9 +42,14 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     private let fd: FileDescriptor
     private unowned(unsafe) let reactor: Reactor<Backend>
+    // Read on every event; a non-generic object, so no metadata lookup per access.
+    private unowned(unsafe) let context: LoopContext
+    private let shortReadMeansDrained = Backend.shortReadMeansDrained
     private let settings: ConnectionSettings
-    private var input: [UInt8] = []
-    private var output = OutputQueue()
+    // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
+    // another (`deliver` swaps `input` out before handing bytes to the delegate).
+    @exclusivity(unchecked) private var input: [UInt8] = []
+    @exclusivity(unchecked) private var output = OutputQueue()
     private var lastActivity: UInt64 = 0
     private var lastWriteProgress: UInt64 = 0
     private var idleTimer: TimerID?
@@ -66,6 +71,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         self.socket = socket
         self.fd = socket.fileDescriptor
         self.reactor = reactor
+        self.context = reactor.context
         self.delegate = delegate
         self.settings = settings
     }
@@ -75,7 +81,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         precondition(state == .idle, "Connection.start() called twice")
         token = try reactor.register(fd, interest: .readable, handler: self)
         state = .open
-        lastActivity = reactor.now
+        lastActivity = context.now
         if settings.idleNanoseconds > 0 {
             idleTimer = reactor.scheduleTimer(
                 at: lastActivity &+ settings.idleNanoseconds, for: token, tag: Self.idleTag)
@@ -100,10 +106,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         if output.isEmpty {
             switch send(bytes) {
             case .processed(let n) where n == bytes.count:
-                lastActivity = reactor.now
+                lastActivity = context.now
                 return
             case .processed(let n):
-                lastActivity = reactor.now
+                lastActivity = context.now
                 rest = UnsafeRawBufferPointer(rebasing: bytes[n...])
             case .wouldBlock:
                 break
@@ -168,7 +174,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Idle and write timeouts.
     public func timerFired(tag: Int, reactor: Reactor<Backend>) {
         guard state == .open || state == .closing else { return }
-        let now = reactor.now
+        let now = context.now
         if tag == Self.idleTag {
             let deadline = lastActivity &+ settings.idleNanoseconds
             if now >= deadline {
@@ -220,7 +226,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     private func readAvailable(sawReadClosed: Bool) {
-        let buffer = reactor.readBuffer
+        let buffer = context.readBuffer
         while state == .open && !readingPaused && !peerClosed {
             let result: IOResult<Int>
             do {
@@ -238,10 +244,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 if state == .open { delegate.connectionDidReadEOF(self) }
                 return
             case .processed(let count):
-                lastActivity = reactor.now
+                lastActivity = context.now
                 deliver(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
                 // A short read drained the socket; the backend reports the next arrival.
-                if count < buffer.count && Backend.shortReadMeansDrained && !sawReadClosed {
+                if count < buffer.count && shortReadMeansDrained && !sawReadClosed {
                     return
                 }
             }
@@ -285,7 +291,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         let wasEmpty = output.isEmpty
         output.append(bytes)
         if wasEmpty {
-            lastWriteProgress = reactor.now
+            lastWriteProgress = context.now
             armWriteTimer()
         }
         if !readingPaused && output.bytes > settings.options.highWatermark { readingPaused = true }
@@ -296,7 +302,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         while !output.isEmpty {
             let result: IOResult<Int>
             do {
-                result = try output.withVectors(reactor.ioVectors) {
+                result = try output.withVectors(context.ioVectors) {
                     (vectors) throws(Errno) -> IOResult<Int> in try socket.writev(vectors)
                 }
             } catch {
@@ -305,7 +311,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             }
             guard case .processed(let n) = result else { break }
             output.consume(n)
-            lastActivity = reactor.now
+            lastActivity = context.now
             lastWriteProgress = lastActivity
         }
         if output.isEmpty {

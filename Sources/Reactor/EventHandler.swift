@@ -15,7 +15,7 @@ import Selector
 ///     func deregistered(reactor: Reactor<EpollSelector>) { try? Sys.close(pipe) }
 /// }
 /// ```
-public protocol EventHandler<Backend>: AnyObject {
+public protocol EventHandler<Backend>: _ErasedEventHandler {
     /// The selector type of the reactor this handler runs on.
     associatedtype Backend: EventSelector
 
@@ -32,4 +32,35 @@ public protocol EventHandler<Backend>: AnyObject {
 extension EventHandler {
     /// Default: ignore timers.
     public func timerFired(tag: Int, reactor: Reactor<Backend>) {}
+}
+
+/// The reactor's way into a handler without generic metadata: its table holds these plain
+/// existentials, whose element type does not depend on `Backend`, so looking a handler up costs
+/// array indexing even where `Reactor<Backend>` runs unspecialized. Every `EventHandler` gets
+/// them from the extension below; do not implement or call them yourself.
+public protocol _ErasedEventHandler: AnyObject {
+    /// Forwards to `EventHandler.handle(_:reactor:)`.
+    func _handle(_ event: Event, reactor: AnyObject)
+    /// Forwards to `EventHandler.timerFired(tag:reactor:)`.
+    func _timerFired(tag: Int, reactor: AnyObject)
+    /// Forwards to `EventHandler.deregistered(reactor:)`.
+    func _deregistered(reactor: AnyObject)
+}
+
+extension EventHandler {
+    /// Forwards to `handle(_:reactor:)`; `reactor` is always this handler's `Reactor<Backend>`.
+    @inline(__always)
+    public func _handle(_ event: Event, reactor: AnyObject) {
+        handle(event, reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
+    }
+
+    /// Forwards to `timerFired(tag:reactor:)`.
+    public func _timerFired(tag: Int, reactor: AnyObject) {
+        timerFired(tag: tag, reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
+    }
+
+    /// Forwards to `deregistered(reactor:)`.
+    public func _deregistered(reactor: AnyObject) {
+        deregistered(reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
+    }
 }

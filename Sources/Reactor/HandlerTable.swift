@@ -6,31 +6,36 @@ import SysCalls
 /// A slot's generation changes every time it is freed, so an event still queued for a
 /// handler that was removed (and whose descriptor number and slot were reused) carries a
 /// token that no longer matches and is dropped instead of reaching the new handler.
-struct HandlerTable<Backend: EventSelector> {
-    struct Slot {
-        var handler: (any EventHandler<Backend>)?
-        var fd: FileDescriptor
-        var generation: UInt32
-        var nextFree: Int32
-    }
-
-    private(set) var slots: [Slot] = []
+///
+/// Nothing here depends on the reactor's `Backend` (handlers are held as plain
+/// `_ErasedEventHandler` existentials), so the per-event lookup is specialized array indexing
+/// even where `Reactor<Backend>` itself runs unspecialized.
+struct HandlerTable {
+    private var handlers: [(any _ErasedEventHandler)?] = []
+    private var generations: [UInt32] = []
+    private var fds: [FileDescriptor] = []
+    // The free list's links; -2 marks a live slot, -1 ends the list.
+    private var nextFree: [Int32] = []
     private var freeHead: Int32 = -1
     private(set) var count = 0
 
-    mutating func insert(_ handler: any EventHandler<Backend>, fd: FileDescriptor) -> Token {
+    mutating func insert(_ handler: any _ErasedEventHandler, fd: FileDescriptor) -> Token {
         let index: Int
         if freeHead >= 0 {
             index = Int(freeHead)
-            freeHead = slots[index].nextFree
-            slots[index].handler = handler
-            slots[index].fd = fd
+            freeHead = nextFree[index]
+            handlers[index] = handler
+            fds[index] = fd
+            nextFree[index] = -2
         } else {
-            index = slots.count
-            slots.append(Slot(handler: handler, fd: fd, generation: 0, nextFree: -1))
+            index = handlers.count
+            handlers.append(handler)
+            generations.append(0)
+            fds.append(fd)
+            nextFree.append(-2)
         }
         count += 1
-        return Self.token(index: index, generation: slots[index].generation)
+        return Self.token(index: index, generation: generations[index])
     }
 
     @inline(__always)
@@ -38,41 +43,40 @@ struct HandlerTable<Backend: EventSelector> {
         Token(rawValue: UInt64(generation) << 32 | UInt64(UInt32(index)))
     }
 
+    /// The live slot of `token`, or nil if it is stale or unknown.
     @inline(__always)
     func slotIndex(_ token: Token) -> Int? {
         let index = Int(token.rawValue & 0xFFFF_FFFF)
-        guard index < slots.count, slots[index].generation == UInt32(token.rawValue >> 32),
-            slots[index].handler != nil
+        guard index < generations.count, generations[index] == UInt32(token.rawValue >> 32),
+            nextFree[index] == -2
         else { return nil }
         return index
     }
 
     @inline(__always)
-    func handler(for token: Token) -> (any EventHandler<Backend>)? {
+    func handler(for token: Token) -> (any _ErasedEventHandler)? {
         guard let index = slotIndex(token) else { return nil }
-        return slots[index].handler
+        return handlers[index]
     }
 
     func fd(for token: Token) -> FileDescriptor? {
-        slotIndex(token).map { slots[$0].fd }
+        slotIndex(token).map { fds[$0] }
     }
 
-    mutating func remove(_ token: Token) -> (any EventHandler<Backend>, FileDescriptor)? {
-        guard let index = slotIndex(token), let handler = slots[index].handler else { return nil }
-        let fd = slots[index].fd
-        slots[index].handler = nil
-        slots[index].generation &+= 1
-        slots[index].nextFree = freeHead
+    mutating func remove(_ token: Token) -> (any _ErasedEventHandler, FileDescriptor)? {
+        guard let index = slotIndex(token), let handler = handlers[index] else { return nil }
+        handlers[index] = nil
+        generations[index] &+= 1
+        nextFree[index] = freeHead
         freeHead = Int32(index)
         count -= 1
-        return (handler, fd)
+        return (handler, fds[index])
     }
 
     /// Every live token, for shutdown.
     func liveTokens() -> [Token] {
-        slots.indices.compactMap { index in
-            slots[index].handler == nil
-                ? nil : Self.token(index: index, generation: slots[index].generation)
+        generations.indices.compactMap { index in
+            nextFree[index] == -2 ? Self.token(index: index, generation: generations[index]) : nil
         }
     }
 }

@@ -25,18 +25,17 @@ public final class Reactor<Backend: EventSelector> {
     /// The Sendable handle other threads use to reach this reactor.
     public let handle: Handle
 
-    private var events: Events
-    private var handlers = HandlerTable<Backend>()
-    private var timers = TimerQueue<TimerAction>()
+    // Unchecked exclusivity: touched only on the reactor's thread, and no access to one of
+    // these overlaps another (handlers are looked up, then called with the table released).
+    @exclusivity(unchecked) private var events: Events
+    @exclusivity(unchecked) private var handlers = HandlerTable()
+    @exclusivity(unchecked) private var timers = TimerQueue<TimerAction>()
     private var stopRequested = false
     private var isShutDown = false
     private let wakerToken = Token(rawValue: UInt64.max)
-    private var cachedNow: UInt64
-    /// Scratch space every handler on this reactor reads into (64 KiB, allocated once):
-    /// one buffer per thread instead of one per connection.
-    public let readBuffer: UnsafeMutableRawBufferPointer
-    /// Scratch iovecs for gathered writes (64 of them).
-    let ioVectors: UnsafeMutableBufferPointer<IOVector>
+    /// The loop's non-generic state that handlers read on every event (clock, buffers):
+    /// reaching it needs no generic metadata, unlike a property of `Reactor<Backend>`.
+    let context: LoopContext
 
     /// Creates a reactor over a new selector; `eventCapacity` bounds events per `select`.
     public convenience init(eventCapacity: Int = 1024) throws(Errno) {
@@ -49,16 +48,12 @@ public final class Reactor<Backend: EventSelector> {
         self.events = Events(capacity: eventCapacity)
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
         self.handle = Handle(waker: waker)
-        self.cachedNow = Sys.monotonicNanoseconds()
-        self.readBuffer = .allocate(byteCount: 64 << 10, alignment: 16)
-        self.ioVectors = .allocate(capacity: 64)
+        self.context = LoopContext()
     }
 
     deinit {
         handle.markClosed()
         shutdown()
-        readBuffer.deallocate()
-        ioVectors.deallocate()
     }
 
     /// Live registrations.
@@ -68,7 +63,11 @@ public final class Reactor<Backend: EventSelector> {
     public var timerCount: Int { timers.count }
 
     /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
-    public var now: UInt64 { cachedNow }
+    public var now: UInt64 { context.now }
+
+    /// Scratch space every handler on this reactor reads into (64 KiB, allocated once):
+    /// one buffer per thread instead of one per connection.
+    public var readBuffer: UnsafeMutableRawBufferPointer { context.readBuffer }
 
     // MARK: Registration
 
@@ -103,7 +102,7 @@ public final class Reactor<Backend: EventSelector> {
         guard let (handler, fd) = handlers.remove(token) else { return false }
         // The handler may already have closed the descriptor; the selector then forgot it.
         try? selector.deregister(fd)
-        handler.deregistered(reactor: self)
+        handler._deregistered(reactor: self)
         return true
     }
 
@@ -162,11 +161,11 @@ public final class Reactor<Backend: EventSelector> {
         }
         if handle.hasPendingWork { wait = .zero }
         try selector.select(into: &events, timeout: wait)
-        cachedNow = Sys.monotonicNanoseconds()
+        context.now = Sys.monotonicNanoseconds()
         for index in events.indices {
             let event = events[index]
             if event.token == wakerToken { continue }
-            handlers.handler(for: event.token)?.handle(event, reactor: self)
+            handlers.handler(for: event.token)?._handle(event, reactor: self)
         }
         fireTimers()
         runTasks()
@@ -189,11 +188,11 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     private func fireTimers() {
-        while let (_, action) = timers.popExpired(now: cachedNow) {
+        while let (_, action) = timers.popExpired(now: context.now) {
             switch action {
             case .closure(let body): body(self)
             case .handler(let token, let tag):
-                handlers.handler(for: token)?.timerFired(tag: tag, reactor: self)
+                handlers.handler(for: token)?._timerFired(tag: tag, reactor: self)
             }
         }
     }
@@ -204,6 +203,22 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     static func nanoseconds(_ duration: Duration) -> UInt64 { ReactorClock.nanoseconds(duration) }
+}
+
+/// What handlers read on every event, kept out of the generic `Reactor<Backend>` so that
+/// reaching it costs a plain field load.
+final class LoopContext {
+    /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
+    var now: UInt64 = Sys.monotonicNanoseconds()
+    /// The shared read buffer (64 KiB).
+    let readBuffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 64 << 10, alignment: 16)
+    /// Scratch iovecs for gathered writes.
+    let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
+
+    deinit {
+        readBuffer.deallocate()
+        ioVectors.deallocate()
+    }
 }
 
 /// Conversions between `Duration` and the reactor's monotonic nanoseconds.

@@ -10,7 +10,7 @@ public enum Sys {
     /// Runs `body` (a raw libc call returning -1 on error) until it does not fail with EINTR.
     ///
     /// The one place EINTR is retried and errno is turned into a typed error.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func retrying<T: FixedWidthInteger>(
         _ call: StaticString, _ body: () -> T
     ) throws(Errno) -> T {
@@ -23,7 +23,7 @@ public enum Sys {
     }
 
     /// Like `retrying`, but EAGAIN/EWOULDBLOCK becomes `.wouldBlock` and is noted for `fd`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func retryingIO<T: FixedWidthInteger>(
         _ call: StaticString, _ fd: FileDescriptor, _ direction: WouldBlockLedger.Direction,
         _ body: () -> T

@@ -20,13 +20,13 @@ public enum WouldBlockLedger {
 
     // Two UInt32 counters per descriptor. calloc of this size is served by mmap, so
     // untouched pages cost no memory. Never freed: it lives as long as the process.
-    nonisolated(unsafe) private static let table: UnsafeMutablePointer<UInt32> = {
+    @usableFromInline nonisolated(unsafe) static let table: UnsafeMutablePointer<UInt32> = {
         let count = 2 * slots
         let raw = calloc(count, MemoryLayout<UInt32>.stride)!
         return raw.bindMemory(to: UInt32.self, capacity: count)
     }()
 
-    private static let slots: Int = {
+    @usableFromInline static let slots: Int = {
         var limit = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         let hard = UInt64(limit.rlim_max)  // RLIM_INFINITY is UInt.max: capped below
@@ -34,7 +34,7 @@ public enum WouldBlockLedger {
     }()
 
     /// Records that I/O on `fd` answered EAGAIN in `direction`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func note(_ fd: FileDescriptor, _ direction: Direction) {
         let index = Int(fd.rawValue)
         guard index >= 0, index < slots else { return }
@@ -42,7 +42,7 @@ public enum WouldBlockLedger {
     }
 
     /// The current counter for `fd` and `direction`; `nil` when `fd` is outside the table.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func count(_ fd: FileDescriptor, _ direction: Direction) -> UInt32? {
         let index = Int(fd.rawValue)
         guard index >= 0, index < slots else { return nil }
