@@ -43,7 +43,7 @@ extension Sys {
             }
         } else {
             let ms = timeout.map(milliseconds) ?? -1
-            n = epoll_wait(epfd.rawValue, buffer.baseAddress, capacity, ms)
+            n = csys_epoll_wait(epfd.rawValue, buffer.baseAddress, capacity, ms)
         }
         if n >= 0 { return Int(n) }
         let code = errno
