@@ -22,7 +22,9 @@ let package = Package(
         .target(name: "Reactor", dependencies: ["Selector", "Net", "SysCalls"]),
         .executableTarget(
             name: "Delays", dependencies: ["Selector", "SysCalls"], path: "Examples/Delays"),
-        .target(name: "ExampleSupport", dependencies: ["SysCalls"], path: "Examples/Support"),
+        .target(
+            name: "ExampleSupport", dependencies: ["Reactor", "Net", "Selector", "SysCalls"],
+            path: "Examples/Support"),
         .executableTarget(
             name: "EchoServer",
             dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
@@ -38,12 +40,18 @@ let package = Package(
             name: "MiniRedis",
             dependencies: ["ExampleSupport", "Reactor", "Net", "Selector", "SysCalls"],
             path: "Examples/MiniRedis"),
-        .testTarget(name: "SysCallsTests", dependencies: ["SysCalls"]),
-        .testTarget(name: "SelectorTests", dependencies: ["Selector", "SysCalls"]),
-        .testTarget(name: "NetTests", dependencies: ["Net", "Selector", "SysCalls"]),
+        .target(
+            name: "TestSupport", dependencies: ["SysCalls", "Selector", "Net"],
+            path: "Tests/TestSupport"),
+        .testTarget(name: "SysCallsTests", dependencies: ["SysCalls", "TestSupport"]),
+        .testTarget(name: "SelectorTests", dependencies: ["Selector", "SysCalls", "TestSupport"]),
         .testTarget(
-            name: "ReactorTests", dependencies: ["Reactor", "Net", "Selector", "SysCalls"]),
-        .testTarget(name: "ExamplesTests", dependencies: ["Net", "Selector", "SysCalls"]),
+            name: "NetTests", dependencies: ["Net", "Selector", "SysCalls", "TestSupport"]),
+        .testTarget(
+            name: "ReactorTests",
+            dependencies: ["Reactor", "Net", "Selector", "SysCalls", "TestSupport"]),
+        .testTarget(
+            name: "ExamplesTests", dependencies: ["Net", "Selector", "SysCalls", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,7 +10,6 @@ import ExampleSupport
 import Net
 import Reactor
 import Selector
-import Synchronization
 import SysCalls
 
 let usage = """
@@ -29,36 +28,12 @@ final class Echo<Backend: EventSelector>: ConnectionDelegate {
     }
 }
 
-/// Counts descriptor-limit events so the operator sees them.
-let limitEvents = Atomic<Int>(0)
-
-func serve<Backend: EventSelector>(
-    _: Backend.Type, _ arguments: ServerArguments
-) throws -> ReactorGroup<Backend> {
-    let requested = try SocketAddress(parsing: arguments.addressText)
-    let boundPort = Atomic<Int>(arguments.port)
-    let reusePort = arguments.threads > 1
-    return try ReactorGroup<Backend>(threads: arguments.threads) { reactor, index in
-        let address = requested.withPort(UInt16(boundPort.load(ordering: .acquiring)))
-        let listener = try TCPListener(binding: address, reusePort: reusePort)
-        if index == 0 {
-            let local = try listener.localAddress
-            boundPort.store(Int(local.port ?? 0), ordering: .releasing)
-            printLine(
-                "echo-server listening on \(local) (\(Backend.backendName), \(arguments.threads) thread(s))"
-            )
-        }
-        let echo = Echo<Backend>()
-        let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
-            try? stream.setNoDelay(true)
-            try? Connection(socket: stream, reactor: reactor, delegate: echo).start()
-        }
-        acceptor.onError = { error in
-            if limitEvents.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
-                printError("echo-server: accept: \(error)")
-            }
-        }
-        try acceptor.start()
+/// Serves every connection of a reactor with one `Echo`.
+struct EchoService: ReactorService {
+    func makeDelegate<Backend: EventSelector>(
+        for reactor: Reactor<Backend>
+    ) -> any ConnectionDelegate<Backend> {
+        Echo<Backend>()
     }
 }
 
@@ -72,16 +47,4 @@ if let limit = arguments.extra["max-open-files"].flatMap(UInt64.init) {
         Sys.exit(1)
     }
 }
-do {
-    let stop: () -> Void
-    switch arguments.backend {
-    case "poll": stop = try serve(PollSelector.self, arguments).stop
-    default: stop = try serve(EpollSelector.self, arguments).stop
-    }
-    let signal = waitForTermination()
-    stop()
-    printLine("echo-server stopped (signal \(signal))")
-} catch {
-    printError("echo-server: \(error)")
-    Sys.exit(1)
-}
+runReactorServer("echo-server", arguments, EchoService())

@@ -158,56 +158,20 @@ final class HTTPHello<Backend: EventSelector>: ConnectionDelegate {
     }
 }
 
-/// Counts accept failures so the operator sees some of them.
-let acceptErrors = Atomic<Int>(0)
-
-func serve<Backend: EventSelector>(
-    _: Backend.Type, _ arguments: ServerArguments
-) throws -> ReactorGroup<Backend> {
-    let requested = try SocketAddress(parsing: arguments.addressText)
-    let boundPort = Atomic<Int>(arguments.port)
-    let reusePort = arguments.threads > 1
+/// Serves every connection of a reactor with one `HTTPHello`.
+struct HelloService: ReactorService {
     let parser = RequestParser(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes)
     let settings = ConnectionSettings(
         ConnectionOptions(
             maxBufferedInput: max(1 << 20, maxHeaderBytes + (128 << 10)),
             idleTimeout: .seconds(idleSeconds)))
-    return try ReactorGroup<Backend>(threads: arguments.threads) { reactor, index in
-        let address = requested.withPort(UInt16(boundPort.load(ordering: .acquiring)))
-        let listener = try TCPListener(binding: address, reusePort: reusePort)
-        if index == 0 {
-            let local = try listener.localAddress
-            boundPort.store(Int(local.port ?? 0), ordering: .releasing)
-            printLine(
-                "http-hello listening on \(local) (\(Backend.backendName), \(arguments.threads) thread(s))"
-            )
-        }
-        let hello = HTTPHello(reactor: reactor, parser: parser)
-        let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
-            try? stream.setNoDelay(true)
-            try? Connection(socket: stream, reactor: reactor, delegate: hello, settings: settings)
-                .start()
-        }
-        acceptor.onError = { error in
-            if acceptErrors.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
-                printError("http-hello: accept: \(error)")
-            }
-        }
-        try acceptor.start()
+
+    func makeDelegate<Backend: EventSelector>(
+        for reactor: Reactor<Backend>
+    ) -> any ConnectionDelegate<Backend> {
+        HTTPHello(reactor: reactor, parser: parser)
     }
 }
 
 prepareForTermination()
-do {
-    let stop: () -> Void
-    switch arguments.backend {
-    case "poll": stop = try serve(PollSelector.self, arguments).stop
-    default: stop = try serve(EpollSelector.self, arguments).stop
-    }
-    let signal = waitForTermination()
-    stop()
-    printLine("http-hello stopped (signal \(signal))")
-} catch {
-    printError("http-hello: \(error)")
-    Sys.exit(1)
-}
+runReactorServer("http-hello", arguments, HelloService())

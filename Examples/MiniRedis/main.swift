@@ -41,45 +41,22 @@ for (flag, keyPath) in [("max-bulk", \ServerLimits.maxBulk), ("max-output", \.ma
     limits[keyPath: keyPath] = value
 }
 
-/// Counts accept failures so the operator sees some of them.
-let acceptErrors = Atomic<Int>(0)
+/// Serves the connections of the one reactor with one `RedisServer` (which also sweeps
+/// expired keys on it).
+struct RedisService: ReactorService {
+    let limits: ServerLimits
+    var settings: ConnectionSettings {
+        ConnectionSettings(ConnectionOptions(maxBufferedInput: limits.maxQuery))
+    }
 
-func serve<Backend: EventSelector>(
-    _: Backend.Type, _ arguments: ServerArguments, limits: ServerLimits
-) throws -> ReactorGroup<Backend> {
-    let address = try SocketAddress(parsing: arguments.addressText)
-    return try ReactorGroup<Backend>(threads: 1) { reactor, _ in
-        let listener = try TCPListener(binding: address)
-        printLine("mini-redis listening on \(try listener.localAddress) (\(Backend.backendName))")
+    func makeDelegate<Backend: EventSelector>(
+        for reactor: Reactor<Backend>
+    ) -> any ConnectionDelegate<Backend> {
         let server = RedisServer<Backend>(reactor: reactor, limits: limits)
         server.startExpiryCycle()
-        let settings = ConnectionSettings(
-            ConnectionOptions(maxBufferedInput: limits.maxQuery))
-        let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
-            try? stream.setNoDelay(true)
-            try? Connection(socket: stream, reactor: reactor, delegate: server, settings: settings)
-                .start()
-        }
-        acceptor.onError = { error in
-            if acceptErrors.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
-                printError("mini-redis: accept: \(error)")
-            }
-        }
-        try acceptor.start()
+        return server
     }
 }
 
 prepareForTermination()
-do {
-    let stop: () -> Void
-    switch arguments.backend {
-    case "poll": stop = try serve(PollSelector.self, arguments, limits: limits).stop
-    default: stop = try serve(EpollSelector.self, arguments, limits: limits).stop
-    }
-    let signal = waitForTermination()
-    stop()
-    printLine("mini-redis stopped (signal \(signal))")
-} catch {
-    printError("mini-redis: \(error)")
-    Sys.exit(1)
-}
+runReactorServer("mini-redis", arguments, RedisService(limits: limits))

@@ -3,6 +3,7 @@ import Glibc
 import Net
 import Synchronization
 import SysCalls
+import TestSupport
 import Testing
 
 // Helpers for the chat-server tests: the server as a child process, TCP peers written in
@@ -30,36 +31,6 @@ enum ChatIncoming: Equatable, CustomStringConvertible {
         case .end: "end of stream"
         case .timeout: "timeout"
         }
-    }
-}
-
-/// Descriptors a test opened, each remembered with what /proc says it points at, so the
-/// check is not fooled when a parallel test reuses a number for another file.
-final class ChatDescriptorTracker: @unchecked Sendable {
-    // Invariant: used by one test's thread only.
-    private var opened: [(fd: Int32, target: String)] = []
-
-    /// Remembers `fd` as opened by this test.
-    func note(_ fd: Int32) { opened.append((fd, Self.target(fd))) }
-
-    /// Records an issue for every noted descriptor still open (after a short grace period).
-    func expectAllClosed(sourceLocation: SourceLocation = #_sourceLocation) {
-        let deadline = ContinuousClock.now + .seconds(3)
-        var open: [(fd: Int32, target: String)] = []
-        repeat {
-            open = opened.filter { !$0.target.isEmpty && Self.target($0.fd) == $0.target }
-            if open.isEmpty { return }
-            usleep(20_000)
-        } while ContinuousClock.now < deadline
-        let list = open.map { "\($0.fd) → \($0.target)" }.joined(separator: ", ")
-        Issue.record("descriptors left open: \(list)", sourceLocation: sourceLocation)
-    }
-
-    private static func target(_ fd: Int32) -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let count = readlink("/proc/self/fd/\(fd)", &buffer, 255)
-        guard count > 0 else { return "" }
-        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
@@ -160,7 +131,7 @@ final class ChatTestPeer {
     var reader: ChatLineReader
 
     /// Connects to 127.0.0.1:`port` and reads the welcome line.
-    init(port: UInt16, tracker: ChatDescriptorTracker, receiveBuffer: Int? = nil) throws {
+    init(port: UInt16, tracker: DescriptorTracker, receiveBuffer: Int? = nil) throws {
         stream = try TCPStream.connect(to: .v4(.loopback, port: port))
         tracker.note(stream.fileDescriptor.rawValue)
         if let receiveBuffer { try stream.setReceiveBufferSize(receiveBuffer) }
@@ -251,7 +222,7 @@ class ChatChildProcess {
     private let output = Pipe()
 
     /// Starts `executable` with `arguments`; stderr is inherited.
-    init(_ executable: String, _ arguments: [String], tracker: ChatDescriptorTracker) throws {
+    init(_ executable: String, _ arguments: [String], tracker: DescriptorTracker) throws {
         for fd in [
             input.fileHandleForReading, input.fileHandleForWriting,
             output.fileHandleForReading, output.fileHandleForWriting,
@@ -322,21 +293,14 @@ final class ChatTestServer: ChatChildProcess {
     private(set) var port: UInt16 = 0
 
     /// The built chat-server, next to the test bundle.
-    static var executable: String {
-        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        return me.deletingLastPathComponent().appendingPathComponent("chat-server").path
-    }
+    static var executable: String { get throws { try siblingExecutable("chat-server") } }
 
     /// Starts the server with `arguments` (plus `--port 0`) and reads where it listens.
-    init(_ arguments: [String] = [], tracker: ChatDescriptorTracker) throws {
-        try super.init(Self.executable, ["--port", "0"] + arguments, tracker: tracker)
+    init(_ arguments: [String] = [], tracker: DescriptorTracker) throws {
+        try super.init(try Self.executable, ["--port", "0"] + arguments, tracker: tracker)
         let first = reader.next(timeout: .seconds(20)).text ?? ""
         // "chat-server listening on 127.0.0.1:PORT (epoll)"
-        guard first.hasPrefix("chat-server listening on "),
-            let colon = first.lastIndex(of: ":"),
-            let space = first[colon...].firstIndex(of: " "),
-            let port = UInt16(first[first.index(after: colon)..<space])
-        else {
+        guard let port = listeningPort(in: first, name: "chat-server") else {
             stop(signal: SIGKILL)
             throw ChatTestError.badBanner(first)
         }
@@ -344,26 +308,13 @@ final class ChatTestServer: ChatChildProcess {
     }
 
     /// The server's resident set size in KiB (VmRSS), or 0 if unreadable.
-    var residentKiB: Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-        else { return 0 }
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
+    var residentKiB: Int { TestSupport.residentKiB(pid: pid) ?? 0 }
 
     /// CPU time the server has used, in clock ticks (utime + stime from /proc/PID/stat).
-    var cpuTicks: Int {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14 and stime 15.
-        guard fields.count > 13 else { return 0 }
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
-    }
+    var cpuTicks: Int { (try? TestSupport.cpuTicks(pid: pid)) ?? 0 }
 
     /// Connects a Swift peer and reads its welcome.
-    func connect(tracker: ChatDescriptorTracker, receiveBuffer: Int? = nil) throws -> ChatTestPeer {
+    func connect(tracker: DescriptorTracker, receiveBuffer: Int? = nil) throws -> ChatTestPeer {
         let peer = try ChatTestPeer(port: port, tracker: tracker, receiveBuffer: receiveBuffer)
         guard peer.readWelcome() else {
             peer.close()
@@ -424,26 +375,5 @@ final class ChatLineCollector: @unchecked Sendable {
         thread?.join()
         thread = nil
         return (notices, sawTarget)
-    }
-}
-
-/// A deterministic byte generator (xorshift64*), so a failing hostile input can be replayed.
-struct ChatRandom {
-    private var state: UInt64
-
-    /// Starts from `seed` (non-zero).
-    init(seed: UInt64) { state = seed | 1 }
-
-    /// The next 64 random bits.
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
-    }
-
-    /// `count` random bytes.
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next() >> 32) }
     }
 }

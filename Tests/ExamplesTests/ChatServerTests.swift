@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Net
 import SysCalls
+import TestSupport
 import Testing
 
 /// The chat-server example (Selector + Net, no Reactor), driven as a child process by real
@@ -12,9 +13,9 @@ struct ChatServerTests {
     /// exited 0 and that every descriptor the test opened is closed.
     func withServer(
         _ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
-        _ body: (ChatTestServer, ChatDescriptorTracker) throws -> Void
+        _ body: (ChatTestServer, DescriptorTracker) throws -> Void
     ) throws {
-        let tracker = ChatDescriptorTracker()
+        let tracker = DescriptorTracker()
         let server = try ChatTestServer(arguments, tracker: tracker)
         var failure: (any Error)?
         do { try body(server, tracker) } catch { failure = error }
@@ -212,7 +213,7 @@ struct ChatServerTests {
             let sender = try server.connect(tracker: tracker)
             let receiver = try server.connect(tracker: tracker)
             sender.expect("* \(receiver.id) joined")
-            var random = ChatRandom(seed: 0x5eed)
+            var random = TestRandom(seed: 0x5eed)
             for _ in 0..<50 {
                 let body = random.bytes(Int(random.next() % 2000)).filter { $0 != 10 }
                 try sender.send(body + [10])
@@ -234,7 +235,7 @@ struct ChatServerTests {
             let alice = try server.connect(tracker: tracker)
             let bob = try server.connect(tracker: tracker)
             alice.expect("* \(bob.id) joined")
-            var random = ChatRandom(seed: UInt64(backend.utf8.count) * 7919)
+            var random = TestRandom(seed: UInt64(backend.utf8.count) * 7919)
             let baseline = server.residentKiB
             var peak = baseline
             for batch in 0..<20 {
@@ -300,7 +301,7 @@ struct ChatServerTests {
         "SIGTERM and SIGINT stop the server with status 0, closing its clients",
         arguments: [SIGTERM, SIGINT])
     func signalsStopCleanly(signal: Int32) throws {
-        let tracker = ChatDescriptorTracker()
+        let tracker = DescriptorTracker()
         let server = try ChatTestServer(tracker: tracker)
         let client = try server.connect(tracker: tracker)
         try client.send("partial line without newline")

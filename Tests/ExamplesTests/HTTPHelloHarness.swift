@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SysCalls
+import TestSupport
 import Testing
 
 // Helpers for the http-hello tests: the server as a child process, a blocking raw-socket
@@ -63,27 +64,8 @@ final class HTTPRawClient {
     /// Connects to 127.0.0.1:`port`; reads time out after `timeout`.
     init(port: UInt16, tracker: HTTPSocketTracker, timeout: Duration = .seconds(5)) throws {
         self.tracker = tracker
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPTestError("socket: errno \(errno)") }
+        fd = try connectBlockingLoopback(port: port, timeout: timeout)
         tracker.opened(fd)
-        let (seconds, attoseconds) = timeout.components
-        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        if result != 0 {
-            let code = errno
-            close()
-            throw HTTPTestError("connect to port \(port): errno \(code)")
-        }
     }
 
     deinit { close() }
@@ -200,12 +182,6 @@ final class HTTPRawClient {
     }
 }
 
-/// A test failure with a message.
-struct HTTPTestError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// The built http-hello binary as a child process on a kernel-chosen loopback port.
 final class HTTPHelloProcess {
     let process = Process()
@@ -214,10 +190,7 @@ final class HTTPHelloProcess {
 
     /// Starts `http-hello --port 0 <arguments>` and waits until it says where it listens.
     init(_ arguments: [String] = []) throws {
-        let binary = HTTPHelloProcess.binaryURL
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw HTTPTestError("http-hello is not built at \(binary.path)")
-        }
+        let binary = URL(fileURLWithPath: try siblingExecutable("http-hello"))
         outputURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("http-hello-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
@@ -240,7 +213,7 @@ final class HTTPHelloProcess {
         guard let found else {
             if process.isRunning { process.terminate() }
             process.waitUntilExit()
-            throw HTTPTestError("http-hello did not start: \(Self.read(outputURL))")
+            throw TestFailure("http-hello did not start: \(Self.read(outputURL))")
         }
         port = found
     }
@@ -257,16 +230,7 @@ final class HTTPHelloProcess {
     func url(_ path: String = "/") -> String { "http://127.0.0.1:\(port)\(path)" }
 
     /// The server's resident memory (VmRSS) in KiB.
-    func residentKiB() -> Int? {
-        guard
-            let status = try? String(
-                contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
-        else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ")[1])
-        }
-        return nil
-    }
+    func residentKiB() -> Int? { TestSupport.residentKiB(pid: process.processIdentifier) }
 
     /// How many descriptors the server has open.
     func openDescriptorCount() -> Int {
@@ -286,16 +250,6 @@ final class HTTPHelloProcess {
         (try? String(contentsOf: url, encoding: .utf8)) ?? ""
     }
 
-    /// http-hello next to the test binary (the build directory).
-    static var binaryURL: URL {
-        let exe =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // The test binary may sit inside an .xctest bundle directory.
-        while directory.path.contains(".xctest") { directory.deleteLastPathComponent() }
-        return directory.appendingPathComponent("http-hello")
-    }
 }
 
 /// Runs a tool found on PATH; returns its exit status, standard output and standard error.

@@ -1,53 +1,16 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 // Helpers for the mini-redis tests: the server and redis-cli / redis-benchmark as child
 // processes, a raw RESP client on a blocking socket, and a descriptor tracker. Names start
 // with "Redis" because other examples' tests share this target.
 
-/// Descriptors a test opened, remembered with what /proc says they point at (so a number
-/// reused by a parallel test for another file does not fool the check).
-final class RedisDescriptorTracker: @unchecked Sendable {
-    // Invariant: `opened` is only touched with `lock` held.
-    private var opened: [(fd: Int32, target: String)] = []
-    private let lock = NSLock()
-
-    /// Remembers `fd` as opened by this test.
-    func note(_ fd: Int32) {
-        let target = Self.target(fd)
-        lock.withLock { opened.append((fd, target)) }
-    }
-
-    /// Records an issue for every noted descriptor still open (after a short grace period).
-    func expectAllClosed(sourceLocation: SourceLocation = #_sourceLocation) {
-        let all = lock.withLock { opened }
-        let deadline = ContinuousClock.now + .seconds(3)
-        var open: [(fd: Int32, target: String)] = []
-        repeat {
-            open = all.filter { !$0.target.isEmpty && Self.target($0.fd) == $0.target }
-            if open.isEmpty { return }
-            usleep(20_000)
-        } while ContinuousClock.now < deadline
-        let list = open.prefix(10).map { "\($0.fd) → \($0.target)" }.joined(separator: ", ")
-        Issue.record(
-            "\(open.count) descriptors left open: \(list)", sourceLocation: sourceLocation)
-    }
-
-    private static func target(_ fd: Int32) -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let count = readlink("/proc/self/fd/\(fd)", &buffer, 255)
-        guard count > 0 else { return "" }
-        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
 /// Test set-up failures.
 enum RedisTestError: Error {
     /// The server's first line was not "mini-redis listening on …".
     case badBanner(String)
-    /// Connecting or sending failed.
-    case socket(String)
 }
 
 /// A finished child process: exit status and everything it wrote.
@@ -62,7 +25,7 @@ struct RedisToolResult {
 
 /// Runs `executable` with `arguments` to completion (killed after `timeout`).
 func redisRunTool(
-    _ executable: String, _ arguments: [String], tracker: RedisDescriptorTracker,
+    _ executable: String, _ arguments: [String], tracker: DescriptorTracker,
     timeout: Duration = .seconds(60)
 ) throws -> RedisToolResult {
     let process = Process()
@@ -120,16 +83,13 @@ final class RedisTestServer {
     private let output = Pipe()
 
     /// The built mini-redis, next to the test bundle.
-    static var executable: String {
-        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        return me.deletingLastPathComponent().appendingPathComponent("mini-redis").path
-    }
+    static var executable: String { get throws { try siblingExecutable("mini-redis") } }
 
     /// Starts the server with `arguments` (plus `--port 0`) and reads where it listens.
-    init(_ arguments: [String] = [], tracker: RedisDescriptorTracker) throws {
+    init(_ arguments: [String] = [], tracker: DescriptorTracker) throws {
         tracker.note(output.fileHandleForReading.fileDescriptor)
         tracker.note(output.fileHandleForWriting.fileDescriptor)
-        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.executableURL = URL(fileURLWithPath: try Self.executable)
         process.arguments = ["--port", "0"] + arguments
         process.standardOutput = output
         process.standardInput = FileHandle.nullDevice
@@ -141,10 +101,7 @@ final class RedisTestServer {
         let fd = output.fileHandleForReading.fileDescriptor
         while read(fd, &byte, 1) == 1 && byte != 10 { line.append(byte) }
         let first = String(decoding: line, as: UTF8.self)
-        guard first.hasPrefix("mini-redis listening on "), let colon = first.lastIndex(of: ":"),
-            let space = first[colon...].firstIndex(of: " "),
-            let port = UInt16(first[first.index(after: colon)..<space])
-        else {
+        guard let port = listeningPort(in: first, name: "mini-redis") else {
             _ = stop(signal: SIGKILL)
             throw RedisTestError.badBanner(first)
         }
@@ -158,12 +115,7 @@ final class RedisTestServer {
     var isRunning: Bool { process.isRunning }
 
     /// Resident set size in KiB (VmRSS), 0 if unreadable.
-    var residentKiB: Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-        else { return 0 }
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
+    var residentKiB: Int { TestSupport.residentKiB(pid: pid) ?? 0 }
 
     /// Sends `signal` and waits (SIGKILL after 10 s); the exit status, nil if killed.
     func stop(signal: Int32 = SIGTERM) -> Int32? {
@@ -221,27 +173,9 @@ final class RedisRawClient {
     private var ended = false
 
     /// Connects to 127.0.0.1:`port`.
-    init(port: UInt16, tracker: RedisDescriptorTracker, timeout: Int = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RedisTestError.socket("socket: errno \(errno)") }
+    init(port: UInt16, tracker: DescriptorTracker, timeout: Int = 10) throws {
+        fd = try connectBlockingLoopback(port: port, timeout: .seconds(timeout))
         tracker.note(fd)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw RedisTestError.socket("connect: errno \(code)")
-        }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sends all of `bytes`; false if the peer is gone.
@@ -363,29 +297,5 @@ final class RedisRawClient {
             ended = true
             return false
         }
-    }
-}
-
-/// A deterministic byte generator (xorshift64*), so a failing hostile input can be replayed.
-struct RedisRandom {
-    private var state: UInt64
-
-    /// Starts from `seed`.
-    init(seed: UInt64) { state = seed | 1 }
-
-    /// The next 64 random bits.
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
-    }
-
-    /// A number in 0..<bound.
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    /// `count` random bytes.
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next() >> 32) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// The mini-redis example as a child process, driven by the real redis-cli and
@@ -11,9 +12,9 @@ struct MiniRedisTests {
     /// descriptor the test opened is closed.
     func withServer(
         _ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
-        _ body: (RedisTestServer, RedisDescriptorTracker) throws -> Void
+        _ body: (RedisTestServer, DescriptorTracker) throws -> Void
     ) throws {
-        let tracker = RedisDescriptorTracker()
+        let tracker = DescriptorTracker()
         let server = try RedisTestServer(arguments, tracker: tracker)
         var failure: (any Error)?
         do { try body(server, tracker) } catch { failure = error }
@@ -25,7 +26,7 @@ struct MiniRedisTests {
 
     /// redis-cli's typed (`--no-raw`) output for one command.
     func cli(
-        _ server: RedisTestServer, _ tracker: RedisDescriptorTracker, _ arguments: [String]
+        _ server: RedisTestServer, _ tracker: DescriptorTracker, _ arguments: [String]
     ) throws -> String {
         let result = try redisRunTool(
             "/usr/bin/redis-cli", ["-p", "\(server.port)", "--no-raw"] + arguments,
@@ -258,7 +259,7 @@ struct MiniRedisTests {
         try withServer(["--max-bulk", "\(5 << 20)"]) { server, tracker in
             let client = try RedisRawClient(port: server.port, tracker: tracker)
             defer { client.close() }
-            var random = RedisRandom(seed: 7)
+            var random = TestRandom(seed: 7)
             let value = random.bytes(4 << 20)
             var request = Array("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$\(value.count)\r\n".utf8)
             request += value + [13, 10]
@@ -305,7 +306,7 @@ struct MiniRedisTests {
             let baseline = server.residentKiB
             let good = try RedisRawClient(port: server.port, tracker: tracker)
             defer { good.close() }
-            var random = RedisRandom(seed: 0x5EED)
+            var random = TestRandom(seed: 0x5EED)
             var peak = baseline
             var goodFailures = 0
             let hostile: [[UInt8]] = [
@@ -378,7 +379,7 @@ struct MiniRedisTests {
 
     @Test("--threads above 1 is refused with a clear message")
     func threadsRejected() throws {
-        let tracker = RedisDescriptorTracker()
+        let tracker = DescriptorTracker()
         let result = try redisRunTool(
             RedisTestServer.executable, ["--port", "0", "--threads", "2"], tracker: tracker)
         #expect(result.status == 2)

@@ -1,6 +1,7 @@
 import Net
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -9,7 +10,7 @@ extension NetTests {
     struct DatagramTests {
         @Test("a UDP datagram larger than the buffer is reported truncated", arguments: Backend.all)
         func udpTruncation(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 let receiver = try UDPSocket(binding: .v4(.loopback, port: 0))
                 let sender = try UDPSocket(binding: .v4(.loopback, port: 0))
                 try truncationScenario(
@@ -23,7 +24,7 @@ extension NetTests {
         @Test(
             "a Unix datagram larger than the buffer is reported truncated", arguments: Backend.all)
         func unixTruncation(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 let (receiver, sender) = try UnixDatagram.pair()
                 try truncationScenario(
                     type, receiver: receiver, sender: sender, to: nil, senderAddress: .unixUnnamed)
@@ -68,7 +69,7 @@ extension NetTests {
 
         @Test("IPv4 multicast joined on the loopback interface delivers, and leave works")
         func multicastOnLoopback() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let selector = try EpollSelector()
                 defer { selector.close() }
                 let lo = try NetworkInterface.index(named: "lo")
@@ -105,7 +106,7 @@ extension NetTests {
 
         @Test("IPv6 multicast join and leave on the loopback interface")
         func multicastV6Membership() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let lo = try NetworkInterface.index(named: "lo")
                 let socket = try UDPSocket(binding: .v6(.any, port: 0))
                 let group = IPv6Address("ff02::1:3")!
@@ -122,7 +123,7 @@ extension NetTests {
 
         @Test("the broadcast option can be set and read back")
         func broadcastOption() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let socket = try UDPSocket(binding: .v4(.any, port: 0))
                 #expect(try socket.broadcast() == false)
                 try socket.setBroadcast(true)

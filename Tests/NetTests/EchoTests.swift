@@ -2,6 +2,7 @@ import Glibc
 import Net
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -12,12 +13,12 @@ extension NetTests {
 
         @Test("TCP over IPv4 loopback echoes 256 KiB", arguments: Backend.all)
         func tcpV4(_ backend: Backend) throws {
-            try run(backend) { try tcpEcho($0, at: .v4(.loopback, port: 0)) }
+            try backend.run(grace: netLeakGrace) { try tcpEcho($0, at: .v4(.loopback, port: 0)) }
         }
 
         @Test("TCP over IPv6 loopback (::1) echoes 256 KiB", arguments: Backend.all)
         func tcpV6(_ backend: Backend) throws {
-            try run(backend) { try tcpEcho($0, at: .v6(.loopback, port: 0)) }
+            try backend.run(grace: netLeakGrace) { try tcpEcho($0, at: .v6(.loopback, port: 0)) }
         }
 
         func tcpEcho<S: EventSelector>(_ type: S.Type, at address: SocketAddress) throws {
@@ -41,7 +42,7 @@ extension NetTests {
 
         @Test("UDP over IPv4 and IPv6 loopback echoes datagrams", arguments: Backend.all)
         func udp(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 for loopback in [SocketAddress.v4(.loopback, port: 0), .v6(.loopback, port: 0)] {
                     let server = try UDPSocket(binding: loopback)
                     let client = try UDPSocket(binding: loopback)
@@ -61,12 +62,16 @@ extension NetTests {
 
         @Test("a Unix stream at a path echoes 256 KiB", arguments: Backend.all)
         func unixStream(_ backend: Backend) throws {
-            try run(backend) { try unixEcho($0, at: .unix(temporarySocketPath("echo"))) }
+            try backend.run(grace: netLeakGrace) {
+                try unixEcho($0, at: .unix(temporarySocketPath("echo")))
+            }
         }
 
         @Test("a Unix stream at an abstract name echoes 256 KiB", arguments: Backend.all)
         func unixAbstractStream(_ backend: Backend) throws {
-            try run(backend) { try unixEcho($0, at: .unixAbstract("net-test-\(getpid())")) }
+            try backend.run(grace: netLeakGrace) {
+                try unixEcho($0, at: .unixAbstract("net-test-\(getpid())"))
+            }
         }
 
         func unixEcho<S: EventSelector>(_ type: S.Type, at address: SocketAddress) throws {
@@ -88,7 +93,7 @@ extension NetTests {
 
         @Test("a Unix stream socketpair echoes 256 KiB", arguments: Backend.all)
         func streamPair(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 let (a, b) = try UnixStream.pair()
                 #expect(try a.peerAddress == .unixUnnamed)
                 try echoStream(type, payload: Self.payload, client: a, server: b)
@@ -97,7 +102,7 @@ extension NetTests {
 
         @Test("Unix datagram sockets bound to paths echo datagrams", arguments: Backend.all)
         func unixDatagram(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 let serverAddress = SocketAddress.unix(temporarySocketPath("dgram-server"))
                 let server = try UnixDatagram(binding: serverAddress)
                 let client = try UnixDatagram(binding: .unix(temporarySocketPath("dgram-client")))
@@ -110,7 +115,7 @@ extension NetTests {
 
         @Test("a Unix datagram socketpair echoes datagrams", arguments: Backend.all)
         func datagramPair(_ backend: Backend) throws {
-            try run(backend) { type in
+            try backend.run(grace: netLeakGrace) { type in
                 let (a, b) = try UnixDatagram.pair()
                 try echoDatagrams(type, client: a, server: b, serverAddress: nil)
             }

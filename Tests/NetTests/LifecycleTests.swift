@@ -1,6 +1,7 @@
 import Glibc
 import Net
 import SysCalls
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -12,7 +13,7 @@ extension NetTests {
 
         @Test("close() closes once; later calls are harmless and I/O fails with EBADF")
         func closeOnce() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let (a, b) = try UnixStream.pair()
                 let fd = a.fileDescriptor
                 #expect(Self.isOpen(fd))
@@ -30,7 +31,7 @@ extension NetTests {
 
         @Test("releasing a socket closes its descriptor")
         func deinitCloses() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let listener = try TCPListener(binding: .v4(.loopback, port: 0))
                 let stream = try TCPStream.connect(to: try listener.localAddress)
                 let udp = try UDPSocket(binding: .v4(.loopback, port: 0))
@@ -43,7 +44,7 @@ extension NetTests {
 
         @Test("TCP options: no-delay, keepalive, linger, buffer sizes")
         func tcpOptions() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let listener = try TCPListener(binding: .v4(.loopback, port: 0))
                 let stream = try TCPStream.connect(to: try listener.localAddress)
                 #expect(try stream.noDelay() == false)
@@ -67,7 +68,7 @@ extension NetTests {
 
         @Test("SO_REUSEPORT lets two listeners share a port; without it the second gets EADDRINUSE")
         func reusePort() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let first = try TCPListener(binding: .v4(.loopback, port: 0), reusePort: true)
                 let address = try first.localAddress
                 let second = try TCPListener(binding: address, reusePort: true)
@@ -82,7 +83,7 @@ extension NetTests {
 
         @Test("local and peer addresses of a connected TCP pair mirror each other")
         func addresses() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let listener = try TCPListener(binding: .v6(.loopback, port: 0))
                 let client = try TCPStream.connect(to: try listener.localAddress)
                 var accepted: (TCPStream, SocketAddress)?

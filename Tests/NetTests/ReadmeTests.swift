@@ -1,5 +1,6 @@
 import Net
 import Selector
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -8,7 +9,7 @@ extension NetTests {
     struct ReadmeTests {
         @Test("the README accept loop accepts real clients (port 0, stops after three)")
         func readmeLoopRuns() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let listener = try TCPListener(binding: SocketAddress(parsing: "127.0.0.1:0"))
                 let selector = try EpollSelector()
                 defer { selector.close() }

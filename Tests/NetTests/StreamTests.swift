@@ -2,6 +2,7 @@ import Glibc
 import Net
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -38,7 +39,7 @@ extension NetTests {
             "64 MiB through small buffers and a slow reader arrive intact despite partial writes",
             arguments: Backend.all)
         func partialWrites(_ backend: Backend) throws {
-            try run(backend) { try partialWritesScenario($0) }
+            try backend.run(grace: netLeakGrace) { try partialWritesScenario($0) }
         }
 
         func partialWritesScenario<S: EventSelector>(_ type: S.Type) throws {
@@ -131,7 +132,7 @@ extension NetTests {
             "after shutdown(.write) the peer reads end of file and can still write back",
             arguments: Backend.all)
         func halfClose(_ backend: Backend) throws {
-            try run(backend) { try halfCloseScenario($0) }
+            try backend.run(grace: netLeakGrace) { try halfCloseScenario($0) }
         }
 
         func halfCloseScenario<S: EventSelector>(_ type: S.Type) throws {
@@ -171,7 +172,7 @@ extension NetTests {
 
         @Test("a refused connect surfaces ECONNREFUSED through takeError()", arguments: Backend.all)
         func connectionRefused(_ backend: Backend) throws {
-            try run(backend) { try connectionRefusedScenario($0) }
+            try backend.run(grace: netLeakGrace) { try connectionRefusedScenario($0) }
         }
 
         func connectionRefusedScenario<S: EventSelector>(_ type: S.Type) throws {
@@ -196,7 +197,7 @@ extension NetTests {
             "a peer reset mid-stream reads ECONNRESET, then writes fail without SIGPIPE",
             arguments: Backend.all)
         func peerReset(_ backend: Backend) throws {
-            try run(backend) { try peerResetScenario($0) }
+            try backend.run(grace: netLeakGrace) { try peerResetScenario($0) }
         }
 
         func peerResetScenario<S: EventSelector>(_ type: S.Type) throws {
@@ -245,7 +246,7 @@ extension NetTests {
 
         @Test("100 pending connections are accepted until would-block", arguments: Backend.all)
         func acceptBurst(_ backend: Backend) throws {
-            try run(backend) { try acceptBurstScenario($0) }
+            try backend.run(grace: netLeakGrace) { try acceptBurstScenario($0) }
         }
 
         func acceptBurstScenario<S: EventSelector>(_ type: S.Type) throws {

@@ -2,89 +2,20 @@ import Glibc
 import Net
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
-// Helpers for the Net tests: the backend list, a descriptor-leak check, and a selector loop
-// with a deadline. Tests may call libc directly.
+// Helpers for the Net tests: a selector loop with a deadline and test data. The backend list
+// and the leak check are in TestSupport. Tests may call libc directly.
 
 /// The parent of every Net suite. Serialized (recursively), because each test compares the
 /// process's open descriptors before and after.
 @Suite("Net", .serialized)
 struct NetTests {}
 
-/// The selector backends the socket scenarios run on.
-enum Backend: CaseIterable, CustomStringConvertible, Sendable {
-    case epoll
-    case poll
-
-    /// Every backend available on this platform.
-    static var all: [Backend] { allCases }
-
-    var description: String {
-        switch self {
-        case .epoll: EpollSelector.backendName
-        case .poll: PollSelector.backendName
-        }
-    }
-
-    /// The concrete selector type; scenarios open it as `S.Type`.
-    var selectorType: any EventSelector.Type {
-        switch self {
-        case .epoll: EpollSelector.self
-        case .poll: PollSelector.self
-        }
-    }
-}
-
-// MARK: - Descriptor leaks
-
-/// The process's open descriptors: number → what /proc says it points at.
-func openDescriptors() -> [Int32: String] {
-    guard let directory = opendir("/proc/self/fd") else { return [:] }
-    let own = dirfd(directory)
-    defer { closedir(directory) }
-    var result: [Int32: String] = [:]
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        guard let fd = Int32(name), fd != own else { continue }
-        var target = [CChar](repeating: 0, count: 256)
-        let count = readlink("/proc/self/fd/\(fd)", &target, 255)
-        let bytes = target.prefix(max(0, count)).map { UInt8(bitPattern: $0) }
-        result[fd] = String(decoding: bytes, as: UTF8.self)
-    }
-    return result
-}
-
-/// Runs `body` and records an issue if descriptors it opened are still open afterwards
-/// (allowing a short grace period for anything the test framework itself is closing).
-func checkingDescriptorLeaks(
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
-) throws {
-    let before = openDescriptors()
-    try body()
-    let deadline = ContinuousClock.now + .seconds(2)
-    var leaked: [Int32: String] = [:]
-    repeat {
-        leaked = openDescriptors().filter { before[$0.key] != $0.value }
-        if leaked.isEmpty { return }
-        usleep(10_000)
-    } while ContinuousClock.now < deadline
-    let list = leaked.sorted { $0.key < $1.key }.map { "\($0.key) → \($0.value)" }
-    Issue.record(
-        "descriptors leaked: \(list.joined(separator: ", "))", sourceLocation: sourceLocation)
-}
-
-/// Runs `scenario` with a fresh selector of `backend`'s type, checking for leaked descriptors.
-func run(
-    _ backend: Backend, sourceLocation: SourceLocation = #_sourceLocation,
-    _ scenario: (any EventSelector.Type) throws -> Void
-) throws {
-    try checkingDescriptorLeaks(sourceLocation: sourceLocation) {
-        try scenario(backend.selectorType)
-    }
-}
+/// How long descriptors a Net test opened get to close: the suite is serialized, so a short
+/// grace suffices.
+let netLeakGrace: Duration = .seconds(2)
 
 // MARK: - Selector loop
 

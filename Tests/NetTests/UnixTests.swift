@@ -1,6 +1,7 @@
 import Glibc
 import Net
 import SysCalls
+import TestSupport
 import Testing
 
 extension NetTests {
@@ -13,7 +14,7 @@ extension NetTests {
             "binding to an existing path fails with EADDRINUSE naming the path, and removes nothing"
         )
         func bindToExistingPath() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let path = temporarySocketPath("taken")
                 let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
                 try #require(fd >= 0)
@@ -43,7 +44,7 @@ extension NetTests {
 
         @Test("closing a listener removes its socket file only if it is still its own")
         func closeLeavesReplacedFile() throws {
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let path = temporarySocketPath("replaced")
                 let old = try UnixListener(binding: .unix(path))
                 unlink(path)
@@ -61,7 +62,7 @@ extension NetTests {
         @Test("dropping a listener without close() removes its file and closes its descriptor")
         func deinitCleansUp() throws {
             let path = temporarySocketPath("dropped")
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 _ = try UnixListener(binding: .unix(path))
             }
             #expect(!Self.exists(path))
@@ -82,7 +83,7 @@ extension NetTests {
             // 107 bytes is the most that fits.
             let longest = "/tmp/" + String(repeating: "y", count: 102)
             #expect(try SocketAddress(parsing: longest) == .unix(longest))
-            try checkingDescriptorLeaks {
+            try checkingDescriptorLeaks(grace: netLeakGrace) {
                 let listener = try UnixListener(binding: .unix(longest))
                 #expect(try listener.localAddress == .unix(longest))
                 try listener.close()

@@ -3,6 +3,7 @@ import Net
 import Reactor
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// The high watermark bounds what a server queues for a client that does not read.

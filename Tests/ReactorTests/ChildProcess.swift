@@ -1,5 +1,6 @@
 import Glibc
 import SysCalls
+import TestSupport
 
 /// A child process started with posix_spawn, its standard output on a pipe.
 final class ChildProcess {
@@ -90,20 +91,7 @@ final class ChildProcess {
 
     /// User + system CPU time so far, in seconds, from /proc/<pid>/stat.
     func cpuSeconds() throws -> Double {
-        let file = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { throw TestFailure("cannot open /proc/\(pid)/stat") }
-        defer { _ = Glibc.close(file) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let count = buffer.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-        guard count > 0 else { throw TestFailure("cannot read /proc/\(pid)/stat") }
-        let text = String(decoding: buffer[..<count], as: UTF8.self)
-        // Fields after the ")" that closes the command name start at field 3 (state);
-        // utime and stime are fields 14 and 15.
-        guard let close = text.lastIndex(of: ")") else { throw TestFailure("bad stat: \(text)") }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12])
-        else { throw TestFailure("bad stat: \(text)") }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        Double(try cpuTicks(pid: pid)) / clockTicksPerSecond
     }
 
     /// Sends SIGTERM and waits (up to `timeout`) for the child to exit; SIGKILL after that.

@@ -1,6 +1,7 @@
 import Glibc
 import Net
 import SysCalls
+import TestSupport
 
 // The client side of the Reactor integration suite: blocking loopback clients (poll with
 // timeouts over non-blocking TCPStreams) and a pseudo-random byte pattern.
@@ -171,10 +172,4 @@ enum Pattern {
         }
         return result
     }
-}
-
-/// A failure raised by a helper.
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

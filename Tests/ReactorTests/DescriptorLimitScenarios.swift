@@ -1,6 +1,7 @@
 import Glibc
 import Net
 import SysCalls
+import TestSupport
 import Testing
 
 /// The echo-server example at its descriptor limit (EMFILE), run as a child process.
@@ -17,7 +18,7 @@ enum DescriptorLimitScenarios {
         defer { server.kill() }
         let line = try server.readLine(containing: "listening on", timeout: .seconds(20))
         let port = try parsePort(line)
-        Leaks.own(port: port)
+        DescriptorLeaks.own(port: port)
 
         var established: [TCPStream] = []
         for index in 0..<8 {
@@ -125,28 +126,9 @@ enum DescriptorLimitScenarios {
 
     /// The port in "echo-server listening on 127.0.0.1:PORT (…)".
     static func parsePort(_ line: String) throws -> UInt16 {
-        let marker = "listening on "
-        let parts = line.split(separator: marker, maxSplits: 1)
-        guard parts.count == 2 else { throw TestFailure("unexpected banner: \(line)") }
-        let text = parts[1].prefix { $0 != " " }
-        guard let port = try SocketAddress(parsing: String(text)).port, port != 0 else {
+        guard let port = listeningPort(in: line, name: "echo-server"), port != 0 else {
             throw TestFailure("no port in banner: \(line)")
         }
         return port
-    }
-
-    /// An executable built next to the test bundle (`swift build`/`swift test` put products
-    /// in the same directory).
-    static func siblingExecutable(_ name: String) throws -> String {
-        var target = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &target, 4095)
-        guard count > 0 else { throw TestFailure("cannot read /proc/self/exe") }
-        let exe = String(decoding: target[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let directory = exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]
-        let path = "\(directory)/\(name)"
-        guard access(path, X_OK) == 0 else {
-            throw TestFailure("\(path) not found: build the package's products first")
-        }
-        return path
     }
 }

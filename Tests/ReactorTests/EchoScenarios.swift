@@ -3,6 +3,7 @@ import Net
 import Reactor
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// Many concurrent echo connections, driven by a client-side selector loop on the test thread.
@@ -22,7 +23,7 @@ enum EchoScenarios {
     /// writing; each must read back exactly those bytes, then end of file.
     static func thousandConnectionsEchoIdentically<S: EventSelector>(_: S.Type) throws {
         let count = 1000
-        try Leaks.ensureOpenFileLimit(UInt64(2 * count + 256))
+        try ensureOpenFileLimit(UInt64(2 * count + 256))
         let log = ServerLog()
         let server = try echoServer(S.self, log: log)
         defer { server.stop() }

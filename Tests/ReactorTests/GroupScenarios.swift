@@ -4,6 +4,7 @@ import Reactor
 import Selector
 import Synchronization
 import SysCalls
+import TestSupport
 import Testing
 
 /// ReactorGroup with SO_REUSEPORT listeners, as in Examples/EchoServer.
@@ -22,7 +23,7 @@ enum GroupScenarios {
         defer { if !stopped { group.stop() } }
         let serverPort = UInt16(port.value.load(ordering: .acquiring))
         #expect(serverPort != 0)
-        Leaks.own(port: serverPort)
+        DescriptorLeaks.own(port: serverPort)
 
         var clients: [TCPStream] = []
         for index in 0..<count {

@@ -3,6 +3,7 @@ import Net
 import Reactor
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// Connection idle timeouts on a real reactor.

@@ -4,6 +4,7 @@ import Reactor
 import Selector
 import Synchronization
 import SysCalls
+import TestSupport
 
 // The server side of the Reactor integration suite: a reactor on its own thread, tasks run
 // on it from the test, and a recording echo server.
@@ -66,7 +67,7 @@ final class ServerThread<S: EventSelector>: Sendable {
         case .success(let (handle, port))?:
             self.handle = handle
             self.port = port
-            Leaks.own(port: port)
+            DescriptorLeaks.own(port: port)
         case .failure(let error)?:
             thread.join()
             throw error

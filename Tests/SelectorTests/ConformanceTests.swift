@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 // The selector conformance suite: every scenario of CONFORMANCE.md, written once as a generic

@@ -1,6 +1,7 @@
 import Glibc
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// The conformance scenarios, each generic over the selector type. Numbers refer to

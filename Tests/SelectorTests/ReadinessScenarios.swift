@@ -1,6 +1,7 @@
 import Glibc
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 // MARK: - Readiness (6–16)

@@ -1,6 +1,7 @@
 import Glibc
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 // MARK: - Reuse and errors (21–27)
@@ -134,7 +135,7 @@ extension Scenarios {
         let selecting = SharedCounter()
         let ready = SharedCounter()
         let selects = SharedCounter()
-        let handledBefore = signalsHandled.load(ordering: .relaxed)
+        let handledBefore = signalsHandled(SIGUSR1)
         let thread = try TestThread {
             unblockSignal(SIGUSR1)
             failures.run("select") {
@@ -164,7 +165,7 @@ extension Scenarios {
         thread.join()
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(ready.value == 1, "data event after the signals never arrived")
-        let handled = signalsHandled.load(ordering: .relaxed) - handledBefore
+        let handled = signalsHandled(SIGUSR1) - handledBefore
         #expect(handled >= 3, "only \(handled) signals handled in \(selects.value) selects")
     }
 

@@ -2,6 +2,7 @@ import Glibc
 import Selector
 import Synchronization
 import SysCalls
+import TestSupport
 import Testing
 
 // Select loops with deadlines and expectations over the events they see.

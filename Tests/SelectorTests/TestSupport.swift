@@ -1,85 +1,10 @@
 import Glibc
 import Selector
 import SysCalls
-import Testing
+import TestSupport
 
-// Helpers for the conformance suite: the backend list, a descriptor-leak check, loopback
-// sockets, select loops with deadlines, threads and signals. Tests may call libc directly.
-
-/// The selector backends the conformance suite runs against.
-///
-/// A new backend is one case here plus one line in `selectorType`.
-enum Backend: CaseIterable, CustomStringConvertible, Sendable {
-    case epoll
-    case poll
-
-    /// Every backend available on this platform.
-    static var all: [Backend] { allCases }
-
-    var description: String {
-        switch self {
-        case .epoll: EpollSelector.backendName
-        case .poll: PollSelector.backendName
-        }
-    }
-
-    /// The concrete selector type; generic scenarios open it as `S.Type`.
-    var selectorType: any EventSelector.Type {
-        switch self {
-        case .epoll: EpollSelector.self
-        case .poll: PollSelector.self
-        }
-    }
-
-    /// Runs `scenario` against this backend's selector type, then checks that every descriptor
-    /// it opened has been closed.
-    func run(_ scenario: (any EventSelector.Type) throws -> Void) throws {
-        try checkingDescriptorLeaks { try scenario(selectorType) }
-    }
-}
-
-// MARK: - Descriptor leaks
-
-/// The process's open descriptors: number → what /proc says it points at.
-func openDescriptors() -> [Int32: String] {
-    guard let directory = opendir("/proc/self/fd") else { return [:] }
-    let own = dirfd(directory)
-    defer { closedir(directory) }
-    var result: [Int32: String] = [:]
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        guard let fd = Int32(name), fd != own else { continue }
-        var target = [CChar](repeating: 0, count: 256)
-        let count = readlink("/proc/self/fd/\(fd)", &target, 255)
-        let bytes = target.prefix(max(0, count)).map { UInt8(bitPattern: $0) }
-        result[fd] = String(decoding: bytes, as: UTF8.self)
-    }
-    return result
-}
-
-/// Runs `body` and records an issue if descriptors it opened are still open afterwards.
-///
-/// Other tests (other suites and targets share the process) run in parallel and hold
-/// descriptors of their own, some for seconds, so the check looks for descriptors that are new
-/// (by number and target) and gives them up to ten seconds to go. A real leak stays, and fails.
-func checkingDescriptorLeaks(
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
-) throws {
-    let before = openDescriptors()
-    try body()
-    let deadline = ContinuousClock.now + .seconds(10)
-    var leaked: [Int32: String] = [:]
-    repeat {
-        leaked = openDescriptors().filter { before[$0.key] != $0.value }
-        if leaked.isEmpty { return }
-        usleep(10_000)
-    } while ContinuousClock.now < deadline
-    let list = leaked.sorted { $0.key < $1.key }.map { "\($0.key) → \($0.value)" }
-    Issue.record(
-        "descriptors left open: \(list.joined(separator: ", "))", sourceLocation: sourceLocation)
-}
+// Helpers for the conformance suite: tracked descriptors and loopback sockets. The backend
+// list, the leak check, threads and signals are in TestSupport. Tests may call libc directly.
 
 /// Descriptors a test opened; `closeAll()` (deferred) closes what the test did not.
 final class Descriptors {
@@ -219,10 +144,4 @@ func waitReadable(_ fd: FileDescriptor, milliseconds: Int32) -> Bool {
             timeoutMilliseconds: milliseconds)) ?? 0
     }
     return ready > 0 && entry.revents & Int16(POLLIN) != 0
-}
-
-/// A failure raised by a helper.
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 // MARK: - Threads (17–20)

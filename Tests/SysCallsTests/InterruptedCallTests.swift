@@ -1,5 +1,6 @@
 import Glibc
 import SysCalls
+import TestSupport
 import Testing
 
 @Suite("EINTR never surfaces")
@@ -50,7 +51,7 @@ struct InterruptedCallTests {
 
     @Test("a blocking read interrupted by a signal (no SA_RESTART) is retried, not thrown")
     func interruptedBlockingReadIsRetried() throws {
-        installNoOpHandler()
+        installNoOpHandler(interruptSignal)
         try checkingDescriptorLeaks {
             let (read, write) = try highPipe(slot: 8, flags: O_CLOEXEC)  // blocking
             defer {
@@ -60,9 +61,9 @@ struct InterruptedCallTests {
             let reading = SharedCounter()
             let received = SharedCounter()
             let failed = SharedCounter()
-            let handledBefore = signalsHandled.load(ordering: .relaxed)
+            let handledBefore = signalsHandled(interruptSignal)
             let reader = try TestThread {
-                unblockInterruptSignal()
+                unblockSignal(interruptSignal)
                 reading.add(1)
                 do {
                     if case .processed(let count) = try readOnce(read) { received.add(count) }
@@ -85,13 +86,13 @@ struct InterruptedCallTests {
             reader.join()
             #expect(failed.value == 0, "read threw")
             #expect(received.value == 2)
-            #expect(signalsHandled.load(ordering: .relaxed) - handledBefore >= 3)
+            #expect(signalsHandled(interruptSignal) - handledBefore >= 3)
         }
     }
 
     @Test("a poll interrupted by a signal returns 0 ready instead of throwing")
     func interruptedPollReturnsZero() throws {
-        installNoOpHandler()
+        installNoOpHandler(interruptSignal)
         try checkingDescriptorLeaks {
             let (read, write) = try highPipe(slot: 9)
             defer {
@@ -102,7 +103,7 @@ struct InterruptedCallTests {
             let ready = SharedCounter()
             let failed = SharedCounter()
             let poller = try TestThread {
-                unblockInterruptSignal()
+                unblockSignal(interruptSignal)
                 var entry = pollfd(fd: read.rawValue, events: Int16(POLLIN), revents: 0)
                 polling.add(1)
                 do {

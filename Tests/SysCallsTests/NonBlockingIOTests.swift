@@ -1,5 +1,6 @@
 import Glibc
 import SysCalls
+import TestSupport
 import Testing
 
 @Suite("Non-blocking I/O and the would-block ledger")

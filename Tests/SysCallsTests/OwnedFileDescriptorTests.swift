@@ -1,5 +1,6 @@
 import Glibc
 import SysCalls
+import TestSupport
 import Testing
 
 @Suite("OwnedFileDescriptor")

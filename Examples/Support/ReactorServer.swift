@@ -1,0 +1,87 @@
+import Net
+import Reactor
+import Selector
+import Synchronization
+import SysCalls
+
+/// What an example server on the Reactor serves: a delegate per reactor and the settings of
+/// every connection it accepts.
+public protocol ReactorService: Sendable {
+    /// Settings for every accepted connection.
+    var settings: ConnectionSettings { get }
+
+    /// The delegate for every connection of `reactor`; called once per reactor, on its thread.
+    func makeDelegate<Backend: EventSelector>(
+        for reactor: Reactor<Backend>
+    ) -> any ConnectionDelegate<Backend>
+}
+
+extension ReactorService {
+    /// Default connection settings.
+    public var settings: ConnectionSettings { ConnectionSettings() }
+}
+
+/// Serves `service` on `arguments.threads` reactors of `arguments.backend` until SIGINT or
+/// SIGTERM, then returns; if the servers cannot start, prints why and exits with status 1.
+///
+/// Each reactor accepts on its own listener for `arguments.addressText`; with more than one
+/// they share the port through SO_REUSEPORT (the first binds, so port 0 picks one port for
+/// all). Accepted sockets get TCP_NODELAY. Prints "<name> listening on <address> (<backend>,
+/// <n> thread(s))" once bound, "<name> stopped (signal <n>)" at the end. Call
+/// `prepareForTermination()` first.
+public func runReactorServer(
+    _ name: String, _ arguments: ServerArguments, _ service: some ReactorService
+) {
+    do {
+        let stop: () -> Void
+        switch arguments.backend {
+        case "poll": stop = try startGroup(PollSelector.self, name, arguments, service).stop
+        default: stop = try startGroup(EpollSelector.self, name, arguments, service).stop
+        }
+        let signal = waitForTermination()
+        stop()
+        printLine("\(name) stopped (signal \(signal))")
+    } catch {
+        printError("\(name): \(error)")
+        Sys.exit(1)
+    }
+}
+
+/// Counts accept failures, so only every thousandth is printed.
+private let acceptErrors = Atomic<Int>(0)
+
+/// Starts the reactors of `runReactorServer`.
+private func startGroup<Backend: EventSelector>(
+    _: Backend.Type, _ name: String, _ arguments: ServerArguments,
+    _ service: some ReactorService
+) throws -> ReactorGroup<Backend> {
+    let requested = try SocketAddress(parsing: arguments.addressText)
+    let boundPort = Atomic<Int>(arguments.port)
+    let reusePort = arguments.threads > 1
+    let settings = service.settings
+    return try ReactorGroup<Backend>(threads: arguments.threads) { reactor, index in
+        let address = requested.withPort(UInt16(boundPort.load(ordering: .acquiring)))
+        let listener = try TCPListener(binding: address, reusePort: reusePort)
+        if index == 0 {
+            let local = try listener.localAddress
+            boundPort.store(Int(local.port ?? 0), ordering: .releasing)
+            printLine(
+                "\(name) listening on \(local) (\(Backend.backendName), \(arguments.threads) thread(s))"
+            )
+        }
+        let delegate = service.makeDelegate(for: reactor)
+        let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
+            try? stream.setNoDelay(true)
+            try? Connection(
+                socket: stream, reactor: reactor, delegate: delegate, settings: settings
+            )
+            .start()
+        }
+        acceptor.onError = { error in
+            if acceptErrors.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
+                printError("\(name): accept: \(error)")
+            }
+        }
+        try acceptor.start()
+    }
+}
