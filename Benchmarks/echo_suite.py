@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""The echo benchmark suite behind Benchmarks/run: measures, then writes REPORT.md + a plot.
+
+Every figure in the report comes from this run's measurements (kept as JSON so the report can
+be regenerated with --from-last). Passes:
+
+1. timed: every (scenario, server) pair, REPS times, servers interleaved within each
+   repetition; a fresh server per run. Server CPU time is sampled from /proc/<pid>/stat
+   exactly when echo-load announces the start and the end of its measured window.
+2. syscalls: one extra run per (scenario, server) under `perf stat -e 'syscalls:sys_enter_*'`,
+   enabled and disabled through perf's control FIFO at the window's start and end.
+3. valgrind: 64 connections x A and x B echoes under callgrind (user-space instructions) and
+   memcheck (heap allocations); per-message figures are the difference B - A divided by the
+   difference in messages, so start-up and per-connection costs cancel out.
+4. idle: 10 000 connections, one echo each, then held open; VmRSS delta / 10 000.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVERS = ["c", "nio", "reactor-epoll", "reactor-poll"]
+SCENARIOS = [
+    # key, label, connections, size, pipeline
+    ("c1", "1 conn × 64 B", 1, 64, 1),
+    ("c64", "64 conns × 64 B", 64, 64, 1),
+    ("c1000", "1000 conns × 64 B", 1000, 64, 1),
+    ("p16", "64 conns × 64 B, pipeline 16", 64, 64, 16),
+    ("big", "16 conns × 16 KiB", 16, 16384, 1),
+]
+IDLE_CONNECTIONS = 10_000
+# Traced one by one for the breakdown; the total comes from raw_syscalls:sys_enter, which
+# counts every syscall (tracing all ~350 syscalls:sys_enter_* events makes perf take ~13 s
+# to attach, per run).
+TRACED_CALLS = [
+    "read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg", "readv", "writev",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "poll", "ppoll", "accept4",
+    "close", "futex", "setsockopt", "getsockopt", "ioctl", "clock_gettime", "eventfd2",
+]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+
+def log(*parts):
+    print(*parts, file=sys.stderr, flush=True)
+
+
+class Suite:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.abspath(args.bin)
+        self.port = 20000 + (os.getpid() % 600) * 20
+        self.have_taskset = shutil.which("taskset") is not None
+        self.tmp = tempfile.mkdtemp(prefix="echo-suite-")
+
+    # --- processes ---------------------------------------------------------------------
+
+    def pinned(self, cpu, argv):
+        return (["taskset", "-c", cpu] if self.have_taskset else []) + argv
+
+    def server_argv(self, server, port, binaries=None):
+        directory = binaries or self.bin
+        if server == "c":
+            return [f"{directory}/c-echo", "--port", str(port)]
+        if server == "nio":
+            return [f"{directory}/nio-echo", "--port", str(port)]
+        backend = server.split("-", 1)[1]
+        return [f"{directory}/echo-server", "--port", str(port), "--backend", backend,
+                "--threads", "1"]
+
+    def stripped(self):
+        """Copies of the servers without DWARF (valgrind 3.19 rejects the Swift toolchain's
+        DWARF 5); the symbol table stays, so profiles still name functions."""
+        directory = f"{self.tmp}/stripped"
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+            for name in ("c-echo", "nio-echo", "echo-server"):
+                subprocess.run(["objcopy", "--strip-debug", f"{self.bin}/{name}",
+                                f"{directory}/{name}"], check=True)
+        return directory
+
+    def start_server(self, server, wrapper=(), binaries=None):
+        """Starts `server` pinned to CPU 0 and waits for its "listening" line.
+
+        Ports come from 20000-32000, below Linux's ephemeral range, so no client socket can
+        hold one; a port that is taken anyway (another program) is skipped."""
+        errors = []
+        for _ in range(5):
+            self.port = 20000 + (self.port - 20000 + 1) % 12000
+            port = self.port
+            argv = self.pinned(SERVER_CPU, list(wrapper) + self.server_argv(server, port, binaries))
+            stderr = open(f"{self.tmp}/server-stderr", "w+")
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            line = process.stdout.readline()
+            if "listening" in line:
+                return process, port
+            process.kill()
+            process.wait()
+            stderr.seek(0)
+            errors.append(f"port {port}: {line.strip()} {stderr.read().strip()[-300:]}")
+        raise RuntimeError(f"{server} did not start: {errors}")
+
+    def stop_server(self, process, timeout=10):
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def load_argv(self, port, connections, size, pipeline, extra=()):
+        return self.pinned(LOAD_CPU, [
+            f"{self.bin}/echo-load", "--port", str(port), "--connections", str(connections),
+            "--size", str(size), "--pipeline", str(pipeline), *map(str, extra)])
+
+    def run_load(self, port, connections, size, pipeline, extra, on_start=None, on_end=None):
+        """Runs echo-load; calls the hooks at its window start/end; returns its result."""
+        argv = self.load_argv(port, connections, size, pipeline, extra)
+        load = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.load_pid = load.pid
+        result = None
+        for line in load.stdout:
+            record = json.loads(line)
+            if record["event"] == "window-start" and on_start:
+                on_start()
+            elif record["event"] == "window-end" and on_end:
+                on_end()
+            elif record["event"] == "result":
+                result = record
+        load.wait()
+        if result is None or load.returncode != 0:
+            raise RuntimeError(f"echo-load failed ({load.returncode}): {load.stderr.read()}")
+        return result
+
+    # --- /proc -------------------------------------------------------------------------
+
+    @staticmethod
+    def cpu_ticks(pid):
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
+
+    @staticmethod
+    def busy_ticks():
+        """user + nice + system ticks of all CPUs (task time only: no irq, softirq, idle)."""
+        with open("/proc/stat") as file:
+            fields = file.readline().split()
+        return int(fields[1]) + int(fields[2]) + int(fields[3])
+
+    @staticmethod
+    def rss_kib(pid):
+        with open(f"/proc/{pid}/status") as file:
+            for line in file:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    # --- pass 1: timed -----------------------------------------------------------------
+
+    def timed(self, server, scenario):
+        key, _, connections, size, pipeline = scenario
+        process, port = self.start_server(server)
+        samples = {}
+
+        def mark(name):
+            samples[name] = (time.monotonic(), self.cpu_ticks(process.pid),
+                             self.cpu_ticks(self.load_pid), self.busy_ticks())
+
+        try:
+            result = self.run_load(
+                port, connections, size, pipeline,
+                ["--warmup", self.args.warmup, "--duration", self.args.duration],
+                on_start=lambda: mark("start"), on_end=lambda: mark("end"))
+        finally:
+            self.stop_server(process)
+        cpu = (samples["end"][1] - samples["start"][1]) / CLK_TCK
+        load_cpu = (samples["end"][2] - samples["start"][2]) / CLK_TCK
+        busy = (samples["end"][3] - samples["start"][3]) / CLK_TCK
+        wall = samples["end"][0] - samples["start"][0]
+        messages = max(result["messages"], 1)
+        return {
+            "msgs_per_s": result["msgs_per_s"],
+            "p50_us": result["p50_us"],
+            "p99_us": result["p99_us"],
+            "cpu_us_per_msg": cpu / messages * 1e6,
+            "server_cpu_util": cpu / wall if wall > 0 else 0.0,
+            "load_cpu_util": load_cpu / wall if wall > 0 else 0.0,
+            # CPU time of every other task on the machine, in cores (0 to 2 here).
+            "foreign_cpu": max(0.0, busy - cpu - load_cpu) / wall if wall > 0 else 0.0,
+            "errors": result["errors"],
+            "messages": result["messages"],
+        }
+
+    # --- pass 2: syscalls --------------------------------------------------------------
+
+    def syscalls(self, server, scenario):
+        if not self.args.perf:
+            return None
+        key, _, connections, size, pipeline = scenario
+        process, port = self.start_server(server)
+        control, ack = f"{self.tmp}/ctl-{port}", f"{self.tmp}/ack-{port}"
+        output = f"{self.tmp}/perf-{port}.csv"
+        os.mkfifo(control)
+        os.mkfifo(ack)
+        events = ",".join(["raw_syscalls:sys_enter"]
+                          + [f"syscalls:sys_enter_{name}" for name in TRACED_CALLS])
+        perf = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-e", events, "-p", str(process.pid),
+             "--control", f"fifo:{control},{ack}", "-D", "-1", "-o", output],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        control_file = open(control, "w")
+        ack_file = open(ack, "r")
+
+        def command(word):
+            control_file.write(word + "\n")
+            control_file.flush()
+            ack_file.readline()
+
+        try:
+            result = self.run_load(
+                port, connections, size, pipeline,
+                ["--warmup", self.args.warmup, "--duration", self.args.duration],
+                on_start=lambda: command("enable"), on_end=lambda: command("disable"))
+        finally:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+            control_file.close()
+            ack_file.close()
+            self.stop_server(process)
+        counts, total = {}, None
+        with open(output) as file:
+            for line in file:
+                parts = line.strip().split(",")
+                if len(parts) < 3:
+                    continue
+                try:
+                    value = int(parts[0])
+                except ValueError:
+                    continue
+                if parts[2] == "raw_syscalls:sys_enter":
+                    total = value
+                elif parts[2].startswith("syscalls:sys_enter_") and value:
+                    counts[parts[2][len("syscalls:sys_enter_"):]] = value
+        if total is None:
+            raise RuntimeError(f"perf counted nothing for {server}: {open(output).read()}")
+        messages = max(result["messages"], 1)
+        if total > sum(counts.values()):
+            counts["(other)"] = total - sum(counts.values())
+        return {
+            "per_msg": total / messages,
+            "by_call": {name: value / messages for name, value in counts.items()},
+            "messages": result["messages"],
+        }
+
+    # --- pass 3: valgrind --------------------------------------------------------------
+
+    def valgrind_count(self, server, tool, echoes):
+        """Runs the server under `tool`, drives 64 connections x `echoes`; returns the total."""
+        out = f"{self.tmp}/{tool}-{server}-{echoes}.out"
+        log_file = f"{self.tmp}/{tool}-{server}-{echoes}.log"
+        if tool == "callgrind":
+            wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                       f"--log-file={log_file}"]
+        else:
+            wrapper = ["valgrind", "--tool=memcheck", "--leak-check=no",
+                       f"--log-file={log_file}"]
+        process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped())
+        try:
+            result = self.run_load(port, 64, 64, 1, ["--count", echoes])
+        finally:
+            self.stop_server(process, timeout=120)
+        if result["errors"]:
+            raise RuntimeError(f"{server} under {tool}: {result['errors']} connection errors")
+        text = open(log_file).read()
+        if tool == "callgrind":
+            match = re.search(r"^(?:summary|totals):\s*(\d+)", open(out).read(), re.M)
+            total = int(match.group(1))
+        else:
+            match = re.search(r"total heap usage: ([\d,]+) allocs", text)
+            total = int(match.group(1).replace(",", ""))
+        return total, result["messages"], out
+
+    @staticmethod
+    def annotate(out, inclusive):
+        """Per-function Ir of one callgrind run: {(function, object): Ir}."""
+        text = subprocess.run(
+            ["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--auto=no",
+             "--threshold=100", out], capture_output=True, text=True).stdout
+        if shutil.which("swift"):
+            text = subprocess.run(["swift", "demangle", "--simplified"], input=text,
+                                  capture_output=True, text=True).stdout
+        costs = {}
+        for line in text.splitlines():
+            match = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?: \[(.*)\])?$", line)
+            if match and "PROGRAM TOTALS" not in line:
+                name = re.sub(r"^\?\?\?:", "", match.group(2))
+                key = (name, os.path.basename(match.group(3) or ""))
+                costs[key] = costs.get(key, 0) + int(match.group(1).replace(",", ""))
+        return costs
+
+    def hotspots_of(self, low_out, high_out, messages):
+        """Top functions by Ir per echo: the difference between the two runs' profiles."""
+        if not shutil.which("callgrind_annotate"):
+            return {}
+        tables = {}
+        for inclusive in (False, True):
+            low, high = self.annotate(low_out, inclusive), self.annotate(high_out, inclusive)
+            rows = [((high.get(k, 0) - low.get(k, 0)) / messages, k[0], k[1])
+                    for k in set(low) | set(high)]
+            rows.sort(reverse=True)
+            if inclusive:
+                # Only the server's own code, below the loop roots (run, thread entry).
+                top = rows[0][0] if rows else 0
+                rows = [r for r in rows if r[2] == "echo-server" and r[0] < 0.9 * top]
+            tables["inclusive" if inclusive else "self"] = rows[:15]
+        return tables
+
+    def valgrind(self, server):
+        if not self.args.valgrind:
+            return None
+        low, high = self.args.valgrind_echoes
+        figures = {}
+        for tool, name in (("callgrind", "instructions"), ("memcheck", "allocs")):
+            a_total, a_messages, a_out = self.valgrind_count(server, tool, low)
+            b_total, b_messages, b_out = self.valgrind_count(server, tool, high)
+            figures[name] = (b_total - a_total) / max(b_messages - a_messages, 1)
+            if tool == "callgrind" and server == "reactor-epoll":
+                self.hotspots = self.hotspots_of(a_out, b_out, max(b_messages - a_messages, 1))
+            figures[f"{name}_totals"] = [a_total, b_total, a_messages, b_messages]
+        return figures
+
+    # --- pass 4: idle memory -----------------------------------------------------------
+
+    def idle(self, server):
+        process, port = self.start_server(server)
+        try:
+            time.sleep(0.3)
+            before = self.rss_kib(process.pid)
+            argv = self.load_argv(port, IDLE_CONNECTIONS, 64, 1,
+                                  ["--count", 1, "--hold", "--connect-batch", 256])
+            load = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            result = None
+            for line in load.stdout:
+                record = json.loads(line)
+                if record["event"] == "result":
+                    result = record
+                    break
+            if result is None:
+                raise RuntimeError(f"idle load failed: {load.stderr.read()}")
+            time.sleep(0.5)
+            after = self.rss_kib(process.pid)
+            load.stdin.close()
+            load.wait()
+        finally:
+            self.stop_server(process)
+        return {
+            "bytes_per_conn": (after - before) * 1024 / IDLE_CONNECTIONS,
+            "rss_before_kib": before, "rss_after_kib": after,
+            "established": result["established"], "errors": result["errors"],
+        }
+
+    # --- driver ------------------------------------------------------------------------
+
+    def run(self):
+        args = self.args
+        data = {"timed": {}, "syscalls": {}, "valgrind": {}, "idle": {}, "loadavg": [],
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self.hotspots = {}
+        data["loadavg"].append(open("/proc/loadavg").read().split()[:3])
+        for rep in range(args.reps if "timed" in args.passes else 0):
+            for scenario in SCENARIOS:
+                order = SERVERS[rep % len(SERVERS):] + SERVERS[:rep % len(SERVERS)]
+                for server in order:
+                    figures = self.timed(server, scenario)
+                    data["timed"].setdefault(scenario[0], {}).setdefault(server, []).append(
+                        figures)
+                    log(f"timed rep {rep + 1}/{args.reps} {scenario[0]:>5} {server:<13} "
+                        f"{figures['msgs_per_s']:>10.0f} msg/s  p99 {figures['p99_us']:.0f} µs"
+                        f"  cpu {figures['cpu_us_per_msg']:.2f} µs/msg"
+                        f"  util {figures['server_cpu_util']:.2f}"
+                        f"  load-gen {figures['load_cpu_util']:.2f}"
+                        f"  others {figures['foreign_cpu']:.2f}")
+            data["loadavg"].append(open("/proc/loadavg").read().split()[:3])
+        if args.perf and "syscalls" in args.passes:
+            for scenario in SCENARIOS:
+                for server in SERVERS:
+                    figures = self.syscalls(server, scenario)
+                    data["syscalls"].setdefault(scenario[0], {})[server] = figures
+                    log(f"syscalls {scenario[0]:>5} {server:<13} {figures['per_msg']:.2f}/msg")
+        for rep in range(args.reps if "idle" in args.passes else 0):
+            for server in SERVERS:
+                figures = self.idle(server)
+                data["idle"].setdefault(server, []).append(figures)
+                log(f"idle rep {rep + 1} {server:<13} {figures['bytes_per_conn']:.0f} B/conn")
+        if args.valgrind and "valgrind" in args.passes:
+            for server in SERVERS:
+                figures = self.valgrind(server)
+                data["valgrind"][server] = figures
+                log(f"valgrind {server:<13} {figures['instructions']:.0f} Ir/echo  "
+                    f"{figures['allocs']:.2f} allocs/msg")
+        data["hotspots"] = self.hotspots
+        data["loadavg"].append(open("/proc/loadavg").read().split()[:3])
+        data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return data
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values):
+    """(max - min) / median, a plain measure of run-to-run noise."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2 or not statistics.median(values):
+        return None
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def fmt(value, digits=2):
+    if value is None:
+        return "n/a"
+    if round(value, digits) == 0:
+        value = 0.0  # no "-0.000"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def ratio(value, floor):
+    if value is None or floor is None or floor <= 0:
+        return None
+    return value / floor
+
+
+def cell(value, floor, digits=2):
+    r = ratio(value, floor)
+    return f"{fmt(value, digits)} ({r:.2f}×)" if r is not None else fmt(value, digits)
+
+
+def summarize(data):
+    """Medians per (metric, scenario, server)."""
+    table = {}
+    for key, by_server in data["timed"].items():
+        for server, runs in by_server.items():
+            for metric in ("msgs_per_s", "p50_us", "p99_us", "cpu_us_per_msg",
+                           "server_cpu_util", "load_cpu_util", "foreign_cpu"):
+                values = [run.get(metric) for run in runs]
+                table[(metric, key, server)] = median(values)
+                table[("spread:" + metric, key, server)] = spread(values)
+    for key, by_server in data["syscalls"].items():
+        for server, figures in by_server.items():
+            table[("syscalls", key, server)] = figures["per_msg"] if figures else None
+    for server, runs in data["idle"].items():
+        table[("idle_bytes", "idle", server)] = median([run["bytes_per_conn"] for run in runs])
+    for server, figures in data["valgrind"].items():
+        if figures:
+            table[("instructions", "c64", server)] = figures["instructions"]
+            table[("allocs", "c64", server)] = figures["allocs"]
+    return table
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as file:
+        for line in file:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    swift = "unknown"
+    if shutil.which("swift"):
+        swift = subprocess.run(["swift", "--version"], capture_output=True,
+                               text=True).stdout.splitlines()[0:1]
+        swift = swift[0] if swift else "unknown"
+    memory = "unknown"
+    with open("/proc/meminfo") as file:
+        memory = f"{int(file.readline().split()[1]) / 1024 / 1024:.1f} GiB"
+    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release(),
+            "swift": swift, "memory": memory}
+
+
+def plot(data, table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = [s for s in SERVERS if s != "c"]
+    colors = {"nio": "#f28e2b", "reactor-epoll": "#4e79a7", "reactor-poll": "#76b7b2"}
+    panels = [
+        ("msgs_per_s", "throughput ÷ C (higher is better)"),
+        ("cpu_us_per_msg", "server CPU per message ÷ C"),
+        ("p99_us", "p99 latency ÷ C"),
+        ("syscalls", "syscalls per message ÷ C"),
+    ]
+    figure, axes = plt.subplots(2, 3, figsize=(17, 9))
+    keys = [s[0] for s in SCENARIOS]
+    width = 0.8 / len(others)
+    for axis, (metric, title) in zip(axes.flat, panels):
+        for index, server in enumerate(others):
+            values = [ratio(table.get((metric, key, server)), table.get((metric, key, "c")))
+                      or 0 for key in keys]
+            positions = [i + (index - (len(others) - 1) / 2) * width for i in range(len(keys))]
+            axis.bar(positions, values, width, label=server, color=colors[server])
+        axis.axhline(1.0, color="black", linewidth=1)
+        axis.set_xticks(range(len(keys)))
+        axis.set_xticklabels([s[1].replace(", ", "\n").replace(" × ", "×\n", 1)
+                              for s in SCENARIOS], fontsize=7)
+        axis.set_title(title, fontsize=10)
+        axis.legend(fontsize=7)
+    axis = axes.flat[4]
+    values = [ratio(table.get(("instructions", "c64", s)), table.get(("instructions", "c64", "c")))
+              or 0 for s in others]
+    axis.bar(others, values, color=[colors[s] for s in others])
+    axis.axhline(1.0, color="black", linewidth=1)
+    axis.set_yscale("log")
+    axis.set_title("user-space instructions per echo ÷ C (callgrind, 64 conns; log scale)",
+                   fontsize=10)
+    axis.tick_params(axis="x", labelsize=8)
+    for i, v in enumerate(values):
+        axis.text(i, v, f"{v:.1f}×", ha="center", va="bottom", fontsize=8)
+    axis = axes.flat[5]
+    values = [table.get(("idle_bytes", "idle", s)) or 0 for s in SERVERS]
+    axis.bar(SERVERS, values, color=["#59a14f"] + [colors[s] for s in others])
+    axis.set_title(f"server RSS per idle connection, bytes ({IDLE_CONNECTIONS:,} conns)",
+                   fontsize=10)
+    axis.tick_params(axis="x", labelsize=8)
+    for i, v in enumerate(values):
+        axis.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+    figure.suptitle(f"Echo servers relative to the C epoll floor — {data['started']}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def report(data, args):
+    table = summarize(data)
+    info = data.get("machine") or machine()
+    lines = []
+    add = lines.append
+    add("# Echo benchmarks: swift-reactor vs a C epoll floor and SwiftNIO")
+    add("")
+    add(f"Generated by `{data.get('command', args.command)}` — started {data['started']}, "
+        f"finished {data['finished']} (UTC). Every number below was measured in that run; "
+        "re-running the command regenerates this file and `echo-ratios.png`.")
+    add("")
+    add("## Machine")
+    add("")
+    add(f"- CPUs: {info['nproc']} × {info['model']}; memory {info['memory']}")
+    add(f"- Kernel: Linux {info['kernel']}")
+    add(f"- Swift: {info['swift']}")
+    add(f"- Commit: {data.get('commit', 'unknown')}")
+    loads = ", ".join("/".join(l) for l in data["loadavg"])
+    add(f"- Load average (1/5/15 min) at the start, after each repetition and at the end: "
+        f"{loads}")
+    add("")
+    add("## Setup")
+    add("")
+    add("- Servers (one thread each, pinned to CPU 0 with `taskset -c 0`): **c** — "
+        "`Benchmarks/CEcho`, level-triggered epoll, one 64 KiB `recv` then `send` per event, "
+        "per-connection buffer only after a partial write (the floor); **nio** — "
+        "`Benchmarks/NIOEcho`, SwiftNIO `MultiThreadedEventLoopGroup(numberOfThreads: 1)`, "
+        "`ServerBootstrap`, a handler that writes in `channelRead` and flushes in "
+        "`channelReadComplete`; **reactor-epoll** / **reactor-poll** — swift-reactor's "
+        "`echo-server --threads 1 --backend epoll|poll`, release build.")
+    add("- Load: `echo-load` (`Benchmarks/EchoLoad`, ours, one thread on one EpollSelector, "
+        "pinned to CPU 1): closed loop, each connection keeps `pipeline` messages in flight "
+        "and sends a new one per completed echo; latency is per message, send to last byte "
+        "back, in log-linear buckets (16 per power of two, ≈6 % resolution).")
+    add(f"- Timed runs: warm-up {data['settings']['warmup']} s, measured window "
+        f"{data['settings']['duration']} s, {data['settings']['reps']} repetitions; in each "
+        "repetition every scenario runs every server (order rotated per repetition), each on "
+        "a fresh server process. Tables show medians.")
+    add("- Server CPU per message: utime+stime from `/proc/<pid>/stat` (all threads), sampled "
+        "when echo-load prints its window start and end, ÷ messages echoed in the window. "
+        "It includes kernel time spent in the server's syscalls (on loopback that includes "
+        "TCP delivery to the client's socket).")
+    add("- Syscalls per message: a separate run per (scenario, server) with "
+        "`perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_<name>… -p <server pid>`, "
+        "enabled/disabled through perf's control FIFO at the window's start/end; the "
+        "`raw_syscalls:sys_enter` count (every syscall) ÷ messages in the window. The named "
+        "`syscalls:sys_enter_*` tracepoints give the breakdown; \"(other)\" is the rest. "
+        "(Tracing all ~350 `syscalls:sys_enter_*` events at once makes perf take ~13 s to "
+        "attach, hence the single total counter.) perf enables a few ms after the window "
+        "starts: an error well under 1 %.")
+    low, high = data["settings"]["valgrind_echoes"]
+    add(f"- Instructions per echo: the server under `valgrind --tool=callgrind`, 64 "
+        f"connections × {low} and × {high} echoes of 64 B in two runs; (Ir₂ − Ir₁) ÷ "
+        "(messages₂ − messages₁). User-space instructions only (callgrind does not see the "
+        "kernel), a count rather than a time; start-up and per-connection work cancel out.")
+    add(f"- Heap allocations per message: the same two loads under `valgrind --tool=memcheck`; "
+        "difference of its \"total heap usage: N allocs\" ÷ difference in messages (malloc, "
+        "calloc, realloc, aligned allocations — everything the Swift runtime and NIO allocate "
+        "goes through them).")
+    add(f"- Idle memory: {IDLE_CONNECTIONS:,} connections, one 64-byte echo each, then held "
+        "open; (VmRSS after − VmRSS before connecting) ÷ connections, median of the "
+        "repetitions. Kernel socket memory is not in VmRSS.")
+    add("")
+    scenario_label = {s[0]: s[1] for s in SCENARIOS}
+
+    def metric_table(metric, title, digits=2, note=None, ratios=True):
+        add(f"### {title}")
+        add("")
+        if note:
+            add(note)
+            add("")
+        add("| scenario | " + " | ".join(SERVERS) + " |")
+        add("|---|" + "---:|" * len(SERVERS))
+        for key, label, *_ in SCENARIOS:
+            floor = table.get((metric, key, "c")) if ratios else None
+            cells = [cell(table.get((metric, key, s)), floor, digits) for s in SERVERS]
+            add(f"| {label} | " + " | ".join(cells) + " |")
+        add("")
+
+    add("## Results")
+    add("")
+    add("Values are medians; (×) is the ratio to **c**. For throughput higher is better, for "
+        "everything else lower is better.")
+    add("")
+    add("![ratios to the C floor](echo-ratios.png)")
+    add("")
+    metric_table("msgs_per_s", "Throughput (messages/s)", 0)
+    metric_table("cpu_us_per_msg", "Server CPU time per message (µs, user + system)")
+    metric_table("server_cpu_util", "Server CPU utilisation during the window (1.00 = one "
+                 "core busy)", note="Below ~0.95 the server is not the bottleneck: the load "
+                 "generator or the round trip limits throughput, and the throughput column "
+                 "compares less than the CPU-per-message column does.")
+    metric_table("load_cpu_util", "Load generator CPU utilisation during the window",
+                 note="Near 1.00 the load generator (one thread) is the bottleneck.")
+    metric_table("foreign_cpu", "CPU used by other processes during the window (cores)",
+                 note="user+nice+system ticks of the whole machine (/proc/stat) minus the "
+                 "server's and the load generator's: other work competing for the two "
+                 "cores. Runs with a high figure here are the noisy ones.", ratios=False)
+    metric_table("p50_us", "p50 latency (µs)")
+    metric_table("p99_us", "p99 latency (µs)")
+    if data["syscalls"]:
+        metric_table("syscalls", "Syscalls per message")
+        add("Breakdown (64 conns × 64 B), calls per message:")
+        add("")
+        c64 = data["syscalls"].get("c64", {})
+        names = sorted({n for f in c64.values() if f for n, v in f["by_call"].items()
+                        if v >= 0.005})
+        add("| syscall | " + " | ".join(SERVERS) + " |")
+        add("|---|" + "---:|" * len(SERVERS))
+        for name in names:
+            cells = [f"{c64[s]['by_call'].get(name, 0):.3f}" if c64.get(s) else "n/a"
+                     for s in SERVERS]
+            add(f"| {name} | " + " | ".join(cells) + " |")
+        add("")
+    else:
+        add("### Syscalls per message")
+        add("")
+        add("Not measured: perf or its syscall tracepoints were unavailable in this run.")
+        add("")
+    if data["valgrind"]:
+        add("### Per message under valgrind (64 conns × 64 B)")
+        add("")
+        add("| figure | " + " | ".join(SERVERS) + " |")
+        add("|---|" + "---:|" * len(SERVERS))
+        floor = table.get(("instructions", "c64", "c"))
+        add("| user-space instructions per echo | " + " | ".join(
+            cell(table.get(("instructions", "c64", s)), floor, 0) for s in SERVERS) + " |")
+        add("| heap allocations per message | " + " | ".join(
+            fmt(table.get(("allocs", "c64", s)), 3) for s in SERVERS) + " |")
+        add("")
+        add("Raw totals (run 1, run 2, messages 1, messages 2): " + "; ".join(
+            f"{s}: Ir {v['instructions_totals'][:2]}, allocs {v['allocs_totals'][:2]}, "
+            f"messages {v['instructions_totals'][2:]}"
+            for s, v in data["valgrind"].items() if v) + ".")
+        add("")
+    add("### Memory per idle connection")
+    add("")
+    add("| | " + " | ".join(SERVERS) + " |")
+    add("|---|" + "---:|" * len(SERVERS))
+    add("| bytes of server RSS per connection | " + " | ".join(
+        fmt(table.get(("idle_bytes", "idle", s)), 0) for s in SERVERS) + " |")
+    runs = data["idle"]
+    add("| connections established (errors) | " + " | ".join(
+        "/".join(f"{r['established']}({r['errors']})" for r in runs.get(s, []))
+        for s in SERVERS) + " |")
+    add("")
+    # Issue 4 targets.
+    add("## Issue 4 targets (reactor-epoll unless stated)")
+    add("")
+    add("| target | measured | verdict |")
+    add("|---|---|---|")
+
+    def verdict(ok):
+        return "n/a (not measured)" if ok is None else ("**met**" if ok else "**not met**")
+
+    ir = ratio(table.get(("instructions", "c64", "reactor-epoll")),
+               table.get(("instructions", "c64", "c")))
+    add(f"| user-space instructions per echo ≤ 2× C | "
+        f"{fmt(table.get(('instructions', 'c64', 'reactor-epoll')), 0)} vs "
+        f"{fmt(table.get(('instructions', 'c64', 'c')), 0)} = "
+        f"{'n/a' if ir is None else f'{ir:.2f}×'} | {verdict(None if ir is None else ir <= 2)} |")
+    for key in ("c64", "c1000"):
+        value = table.get(("syscalls", key, "reactor-epoll"))
+        add(f"| syscalls per message ≤ 2.2 ({scenario_label[key]}) | {fmt(value)} "
+            f"(C: {fmt(table.get(('syscalls', key, 'c')))}) | "
+            f"{verdict(None if value is None else value <= 2.2)} |")
+    allocs = table.get(("allocs", "c64", "reactor-epoll"))
+    add(f"| heap allocations per message = 0 | {fmt(allocs, 3)} | "
+        f"{verdict(None if allocs is None else allocs < 0.005)} |")
+    idle = table.get(("idle_bytes", "idle", "reactor-epoll"))
+    add(f"| memory per idle connection ≤ 256 B ({IDLE_CONNECTIONS:,} conns) | {fmt(idle, 0)} B "
+        f"(C: {fmt(table.get(('idle_bytes', 'idle', 'c')), 0)} B) | "
+        f"{verdict(None if idle is None else idle <= 256)} |")
+    for key in ("c64", "c1000"):
+        mine = table.get(("cpu_us_per_msg", key, "reactor-epoll"))
+        floor = table.get(("cpu_us_per_msg", key, "c"))
+        r = ratio(mine, floor)
+        spreads = [table.get(("spread:cpu_us_per_msg", key, s)) for s in ("reactor-epoll", "c")]
+        noise = " / ".join("n/a" if v is None else f"{v * 100:.0f} %" for v in spreads)
+        add(f"| server CPU per message within 5 % of C ({scenario_label[key]}) | "
+            f"{fmt(mine)} vs {fmt(floor)} µs = "
+            f"{'n/a' if r is None else f'{(r - 1) * 100:+.1f} %'} (run-to-run spread "
+            f"reactor / C: {noise}) | "
+            f"{verdict(None if r is None else r <= 1.05)} |")
+    add("")
+    if data.get("hotspots"):
+        add("## Where reactor-epoll spends its user-space instructions")
+        add("")
+        add(f"From the two callgrind runs above (64 × {low} and 64 × {high} echoes): each "
+            "function's Ir in the larger run minus the smaller, ÷ the extra messages — the "
+            "steady-state cost per echo, start-up cancelled out (`callgrind_annotate "
+            "--auto=no`, names from the symbol table, demangled).")
+        add("")
+        for kind, title in (("self", "Self cost (the function's own instructions)"),
+                            ("inclusive", "Inclusive cost (with callees), echo-server's "
+                             "own functions below the loop")):
+            add(f"**{title}**")
+            add("")
+            add("| Ir per echo | function | object |")
+            add("|---:|---|---|")
+            for cost, name, obj in data["hotspots"].get(kind, []):
+                name = name.replace("|", "\\|")
+                if len(name) > 140:
+                    name = name[:137] + "…"
+                add(f"| {cost:.1f} | `{name}` | {obj} |")
+            add("")
+    add("## Noise")
+    add("")
+    noisy = []
+    for key, label, *_ in SCENARIOS:
+        for server in SERVERS:
+            s = table.get(("spread:msgs_per_s", key, server))
+            if s is not None and s > 0.10:
+                noisy.append(f"{label} / {server}: {s * 100:.0f} %")
+    add(f"- Run-to-run spread ((max − min) ÷ median) of throughput above 10 %: "
+        f"{'; '.join(noisy) if noisy else 'none'}.")
+    add("- A verdict that compares two medians closer together than their run-to-run spread "
+        "(the CPU-per-message targets in particular) can flip between runs; read it with the "
+        "spread next to it.")
+    add("- Two cores: the server and the load generator each own one, so the kernel's "
+        "loopback work, softirqs and anything else running on the machine compete with them. "
+        "The load averages above show how busy the machine was.")
+    add("- Latency percentiles come from bucket midpoints (≈6 % resolution); CPU time from "
+        f"`/proc` ticks ({CLK_TCK} Hz), i.e. ±{1 / CLK_TCK * 1000:.0f} ms over the window.")
+    add("- Valgrind figures are deterministic counts (instructions, allocations) and do not "
+        "depend on load; they exclude the kernel.")
+    add("")
+    raw = json.dumps({k: v for k, v in data.items() if k != "hotspots"}, indent=1)
+    add(f"Raw measurements: `{os.path.relpath(args.results, HERE)}` "
+        f"({len(raw) // 1024} KiB JSON).")
+    add("")
+    return "\n".join(lines), table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--command", default="Benchmarks/run")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--from-last", action="store_true")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--no-perf", dest="perf", action="store_false")
+    parser.add_argument("--passes", default="timed,syscalls,idle,valgrind",
+                        help="comma-separated subset of timed,syscalls,idle,valgrind")
+    parser.add_argument("--no-valgrind", dest="valgrind", action="store_false")
+    args = parser.parse_args()
+    args.passes = set(args.passes.split(","))
+    args.valgrind_echoes = (200, 1200)
+    if args.quick:
+        args.reps, args.warmup, args.duration = 1, 0.2, 0.5
+        args.valgrind_echoes = (20, 60)
+    if args.perf and not (shutil.which("perf") and subprocess.run(
+            ["perf", "stat", "-e", "syscalls:sys_enter_read", "true"],
+            capture_output=True).returncode == 0):
+        log("echo-suite: perf syscall tracepoints unavailable; syscalls will be n/a")
+        args.perf = False
+    if args.valgrind and not shutil.which("valgrind"):
+        log("echo-suite: valgrind not found; instruction and allocation figures will be n/a")
+        args.valgrind = False
+
+    if args.from_last:
+        data = json.load(open(args.results))
+    else:
+        suite = Suite(args)
+        try:
+            data = suite.run()
+        finally:
+            shutil.rmtree(suite.tmp, ignore_errors=True)
+        data["settings"] = {"reps": args.reps, "warmup": args.warmup,
+                            "duration": args.duration,
+                            "valgrind_echoes": list(args.valgrind_echoes)}
+        data["command"] = args.command
+        data["machine"] = machine()
+        commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../Sources"],
+                               capture_output=True, text=True).stdout.strip()
+        data["commit"] = commit + (" + uncommitted changes in Sources/" if dirty else "")
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        json.dump(data, open(args.results, "w"), indent=1)
+    text, table = report(data, args)
+    with open(os.path.join(HERE, "REPORT.md"), "w") as file:
+        file.write(text)
+    plot(data, table, os.path.join(HERE, "echo-ratios.png"))
+    log(f"wrote {os.path.join(HERE, 'REPORT.md')} and echo-ratios.png")
+
+
+if __name__ == "__main__":
+    main()
