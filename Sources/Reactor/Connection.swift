@@ -40,27 +40,54 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Free for the delegate's use (e.g. a client id).
     public var userInfo: Int = 0
 
+    // Field order keeps the small ones together: an idle connection should cost little memory.
     private let fd: FileDescriptor
-    private unowned(unsafe) let reactor: Reactor<Backend>
-    // Read on every event; a non-generic object, so no metadata lookup per access.
-    private unowned(unsafe) let context: LoopContext
-    private let shortReadMeansDrained = Backend.shortReadMeansDrained
-    private let settings: ConnectionSettings
-    // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
-    // another (`deliver` swaps `input` out before handing bytes to the delegate).
-    @exclusivity(unchecked) private var input: [UInt8] = []
-    @exclusivity(unchecked) private var output = OutputQueue()
-    private var lastActivity: UInt64 = 0
-    private var lastWriteProgress: UInt64 = 0
-    private var idleTimer: TimerID?
-    private var writeTimer: TimerID?
     private var state = State.idle
     private var interest: Interest = .readable
     private var readingPaused = false
     private var peerClosed = false
-    private var closeReason: CloseReason?
+    private let shortReadMeansDrained = Backend.shortReadMeansDrained
+    private unowned(unsafe) let reactor: Reactor<Backend>
+    // Read on every event; a non-generic object, so no metadata lookup per access.
+    private unowned(unsafe) let context: LoopContext
+    private let settings: ConnectionSettings
+    // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
+    // another (`deliver` swaps `input` out before handing bytes to the delegate).
+    @exclusivity(unchecked) private var input: [UInt8] = []
+    private var lastActivity: UInt64 = 0
+    // What only some connections need (queued output, timers, a close reason), allocated on
+    // first use so that an idle connection stays small.
+    @exclusivity(unchecked) private var extras: ConnectionExtras?
 
     private enum State { case idle, open, closing, closed }
+
+    private var extra: ConnectionExtras {
+        if let extras { return extras }
+        let made = ConnectionExtras()
+        extras = made
+        return made
+    }
+
+    @inline(__always)
+    private var hasOutput: Bool {
+        guard let extras else { return false }
+        return !extras.output.isEmpty
+    }
+
+    private var closeReason: CloseReason? {
+        get { extras?.closeReason }
+        set { extra.closeReason = newValue }
+    }
+
+    private var idleTimer: TimerID? {
+        get { extras?.idleTimer }
+        set { extra.idleTimer = newValue }
+    }
+
+    private var writeTimer: TimerID? {
+        get { extras?.writeTimer }
+        set { extra.writeTimer = newValue }
+    }
 
     /// Wraps `socket` (already connected, non-blocking) for `reactor`; call `start()` next.
     public init(
@@ -89,7 +116,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Bytes queued for the kernel.
-    public var pendingOutputBytes: Int { output.bytes }
+    public var pendingOutputBytes: Int { extras?.output.bytes ?? 0 }
 
     /// True while reading is paused by the high watermark.
     public var isReadingPaused: Bool { readingPaused }
@@ -103,7 +130,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, !bytes.isEmpty else { return }
         var rest = bytes
-        if output.isEmpty {
+        if !hasOutput {
             switch send(bytes) {
             case .processed(let n) where n == bytes.count:
                 lastActivity = context.now
@@ -135,7 +162,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     public func close() {
         guard state == .open else { return }
         state = .closing
-        if output.isEmpty {
+        if !hasOutput {
             finish(closeReason ?? .closed)
         } else {
             updateInterest()
@@ -149,10 +176,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// continues. For protocols that half-close.
     public func shutdownOutput() {
         guard state == .open else { return }
-        if output.isEmpty {
+        if !hasOutput {
             try? socket.shutdown(.write)
         } else {
-            output.shutdownWhenDrained = true
+            extra.output.shutdownWhenDrained = true
         }
     }
 
@@ -160,7 +187,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// Reads, flushes or fails according to `event`.
     public func handle(_ event: Event, reactor: Reactor<Backend>) {
-        if event.isWritable || event.isWriteClosed, !output.isEmpty { flush() }
+        if event.isWritable || event.isWriteClosed, hasOutput { flush() }
         if event.isReadable || event.isReadClosed || event.isError {
             readAvailable(sawReadClosed: event.isReadClosed || event.isError)
         }
@@ -185,8 +212,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             }
         } else if tag == Self.writeTag {
             writeTimer = nil
-            guard !output.isEmpty else { return }
-            let deadline = lastWriteProgress &+ settings.writeNanoseconds
+            guard let extras, !extras.output.isEmpty else { return }
+            let deadline = extras.lastWriteProgress &+ settings.writeNanoseconds
             if now >= deadline {
                 finish(.writeTimeout)
             } else {
@@ -197,13 +224,15 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// Closes the socket and tells the delegate (once).
     public func deregistered(reactor: Reactor<Backend>) {
-        if let idleTimer { reactor.cancel(idleTimer) }
-        if let writeTimer { reactor.cancel(writeTimer) }
-        idleTimer = nil
-        writeTimer = nil
+        if let extras {
+            if let timer = extras.idleTimer { reactor.cancel(timer) }
+            if let timer = extras.writeTimer { reactor.cancel(timer) }
+            extras.idleTimer = nil
+            extras.writeTimer = nil
+            extras.output.removeAll()
+        }
         state = .closed
         try? socket.close()
-        output.removeAll()
         input = []
         delegate.connectionDidClose(self, reason: closeReason ?? .aborted)
     }
@@ -288,21 +317,25 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     private func enqueue(_ bytes: UnsafeRawBufferPointer) {
-        let wasEmpty = output.isEmpty
-        output.append(bytes)
+        let extras = extra
+        let wasEmpty = extras.output.isEmpty
+        extras.output.append(bytes)
         if wasEmpty {
-            lastWriteProgress = context.now
+            extras.lastWriteProgress = context.now
             armWriteTimer()
         }
-        if !readingPaused && output.bytes > settings.options.highWatermark { readingPaused = true }
+        if !readingPaused && extras.output.bytes > settings.options.highWatermark {
+            readingPaused = true
+        }
         updateInterest()
     }
 
     private func flush() {
-        while !output.isEmpty {
+        let extras = extra
+        while !extras.output.isEmpty {
             let result: IOResult<Int>
             do {
-                result = try output.withVectors(context.ioVectors) {
+                result = try extras.output.withVectors(context.ioVectors) {
                     (vectors) throws(Errno) -> IOResult<Int> in try socket.writev(vectors)
                 }
             } catch {
@@ -310,13 +343,13 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 return
             }
             guard case .processed(let n) = result else { break }
-            output.consume(n)
+            extras.output.consume(n)
             lastActivity = context.now
-            lastWriteProgress = lastActivity
+            extras.lastWriteProgress = lastActivity
         }
-        if output.isEmpty {
-            if output.shutdownWhenDrained {
-                output.shutdownWhenDrained = false
+        if extras.output.isEmpty {
+            if extras.output.shutdownWhenDrained {
+                extras.output.shutdownWhenDrained = false
                 try? socket.shutdown(.write)
             }
             if state == .closing {
@@ -324,7 +357,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 return
             }
         }
-        if readingPaused && output.bytes <= settings.options.lowWatermark {
+        if readingPaused && extras.output.bytes <= settings.options.lowWatermark {
             readingPaused = false
             updateInterest()
             delegate.connectionDidDrain(self)
@@ -337,14 +370,15 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private func armWriteTimer() {
         guard settings.writeNanoseconds > 0, writeTimer == nil, state != .idle else { return }
         writeTimer = reactor.scheduleTimer(
-            at: lastWriteProgress &+ settings.writeNanoseconds, for: token, tag: Self.writeTag)
+            at: extra.lastWriteProgress &+ settings.writeNanoseconds, for: token,
+            tag: Self.writeTag)
     }
 
     private func updateInterest() {
         guard state == .open || state == .closing else { return }
         var wanted: Interest = []
         if state == .open && !readingPaused && !peerClosed { wanted.insert(.readable) }
-        if !output.isEmpty { wanted.insert(.writable) }
+        if hasOutput { wanted.insert(.writable) }
         // A registration cannot be empty; keep readable (no reads happen while paused/closed).
         if wanted.isEmpty { wanted = .readable }
         guard wanted != interest else { return }
@@ -355,4 +389,16 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             finish(.error(error))
         }
     }
+}
+
+/// The parts of a `Connection` that only some connections need, allocated on first use.
+final class ConnectionExtras {
+    // Unchecked exclusivity: owned by one connection, used on the reactor's thread only.
+    @exclusivity(unchecked) var output = OutputQueue()
+    var lastWriteProgress: UInt64 = 0
+    var idleTimer: TimerID?
+    var writeTimer: TimerID?
+    var closeReason: CloseReason?
+
+    deinit { output.removeAll() }
 }
