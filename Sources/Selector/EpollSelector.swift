@@ -61,11 +61,14 @@ public final class EpollSelector: EventSelector {
         }
         let slice = UnsafeMutableBufferPointer(start: buffer, count: events.capacity)
         let count = try Sys.epollWait(epoll.raw, into: slice, timeout: timeout)
-        for index in 0..<count {
-            let raw = buffer + index
-            let token = Token(rawValue: csys_epoll_event_u64(raw))
-            let readiness = Self.readiness(csys_epoll_event_events(raw))
-            events.append(Event(token: token, readiness: readiness))
+        let raw = buffer
+        events.fill { slots in
+            for index in 0..<count {
+                slots[index] = Event(
+                    token: Token(rawValue: csys_epoll_event_u64(raw + index)),
+                    readiness: Self.readiness(csys_epoll_event_events(raw + index)))
+            }
+            return count
         }
     }
 
