@@ -115,9 +115,11 @@ public final class Reactor<Backend: EventSelector> {
         _ body: @escaping (Reactor<Backend>) -> Void
     ) -> TimerID {
         let interval = repeating.map { max(1, Self.nanoseconds($0)) } ?? 0
-        return timers.schedule(
+        let id = timers.schedule(
             at: Sys.monotonicNanoseconds() &+ Self.nanoseconds(delay), interval: interval,
             .closure(body))
+        noteTimersChanged()
+        return id
     }
 
     /// Calls `timerFired(tag:)` on the handler of `token` after `delay`; allocation-free,
@@ -131,12 +133,24 @@ public final class Reactor<Backend: EventSelector> {
     /// Like `scheduleTimer(after:for:tag:)` with an absolute deadline on `now`'s clock.
     @discardableResult
     public func scheduleTimer(at deadline: UInt64, for token: Token, tag: Int) -> TimerID {
-        timers.schedule(at: deadline, .handler(token, tag: tag))
+        let id = timers.schedule(at: deadline, .handler(token, tag: tag))
+        noteTimersChanged()
+        return id
     }
 
     /// Cancels a timer; false if it already fired or was cancelled.
     @discardableResult
-    public func cancel(_ timer: TimerID) -> Bool { timers.cancel(timer) }
+    public func cancel(_ timer: TimerID) -> Bool {
+        let cancelled = timers.cancel(timer)
+        noteTimersChanged()
+        return cancelled
+    }
+
+    /// Keeps the loop's copy of the earliest deadline current, so an iteration with no timer
+    /// due never touches the (generic) timer queue.
+    private func noteTimersChanged() {
+        context.nextTimerDeadline = timers.nextDeadline ?? .max
+    }
 
     // MARK: Running
 
@@ -154,7 +168,8 @@ public final class Reactor<Backend: EventSelector> {
     /// dispatch them, fire due timers, run queued tasks.
     public func runOnce(timeout: Duration?) throws(Errno) {
         var wait = timeout
-        if let deadline = timers.nextDeadline {
+        let deadline = context.nextTimerDeadline
+        if deadline != .max {
             let now = Sys.monotonicNanoseconds()
             let untilTimer = Duration.nanoseconds(Int64(clamping: deadline &- min(deadline, now)))
             wait = wait.map { min($0, untilTimer) } ?? untilTimer
@@ -167,7 +182,7 @@ public final class Reactor<Backend: EventSelector> {
             if event.token == wakerToken { continue }
             handlers.handler(for: event.token)?._handle(event, reactor: self)
         }
-        fireTimers()
+        if context.nextTimerDeadline <= context.now { fireTimers() }
         runTasks()
     }
 
@@ -184,6 +199,7 @@ public final class Reactor<Backend: EventSelector> {
             for token in handlers.liveTokens() { deregister(token) }
         }
         timers.removeAll()
+        noteTimersChanged()
         isShutDown = false
     }
 
@@ -195,6 +211,7 @@ public final class Reactor<Backend: EventSelector> {
                 handlers.handler(for: token)?._timerFired(tag: tag, reactor: self)
             }
         }
+        noteTimersChanged()
     }
 
     private func runTasks() {
@@ -210,6 +227,8 @@ public final class Reactor<Backend: EventSelector> {
 final class LoopContext {
     /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
     var now: UInt64 = Sys.monotonicNanoseconds()
+    /// The earliest pending timer's deadline, `.max` when none is pending.
+    var nextTimerDeadline: UInt64 = .max
     /// The shared read buffer (64 KiB).
     let readBuffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 64 << 10, alignment: 16)
     /// Scratch iovecs for gathered writes.

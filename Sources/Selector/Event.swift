@@ -13,17 +13,17 @@ public struct Event: Hashable, Sendable, CustomStringConvertible {
         public init(rawValue: UInt8) { self.rawValue = rawValue }
 
         /// Readable: data, a pending connection, or EOF.
-        public static let readable = Readiness(rawValue: 1 << 0)
+        @inlinable public static var readable: Readiness { Readiness(rawValue: 1 << 0) }
         /// Writable: room in the send buffer, or a non-blocking connect finished.
-        public static let writable = Readiness(rawValue: 1 << 1)
+        @inlinable public static var writable: Readiness { Readiness(rawValue: 1 << 1) }
         /// An error is pending on the descriptor (read it with SO_ERROR or the next I/O call).
-        public static let error = Readiness(rawValue: 1 << 2)
+        @inlinable public static var error: Readiness { Readiness(rawValue: 1 << 2) }
         /// The peer will send no more (shutdown(SHUT_WR), EOF, reset).
-        public static let readClosed = Readiness(rawValue: 1 << 3)
+        @inlinable public static var readClosed: Readiness { Readiness(rawValue: 1 << 3) }
         /// Writes can no longer succeed (peer gone, pipe reader closed).
-        public static let writeClosed = Readiness(rawValue: 1 << 4)
+        @inlinable public static var writeClosed: Readiness { Readiness(rawValue: 1 << 4) }
         /// Priority / out-of-band data.
-        public static let priority = Readiness(rawValue: 1 << 5)
+        @inlinable public static var priority: Readiness { Readiness(rawValue: 1 << 5) }
     }
 
     /// The registration's token.

@@ -8,6 +8,12 @@ import SysCalls
 /// read/write closes are always reported. A selector is used by one thread; `registry` and
 /// wakers are the parts that cross threads.
 ///
+/// The protocol is shaped so that each further backend is one new file: kqueue maps an
+/// `Interest` to separate EVFILT_READ / EVFILT_WRITE filters with EV_CLEAR and its waker to
+/// EVFILT_USER; io_uring keeps one multishot POLL_ADD per registration (user data = token)
+/// and removes it on deregister; IOCP polls readiness through AFD as mio does. None of them
+/// needs anything above this protocol to change.
+///
 /// ```swift
 /// let selector = try EpollSelector()
 /// try selector.register(listener, token: 0, interest: .readable)

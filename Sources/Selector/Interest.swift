@@ -14,11 +14,11 @@ public struct Interest: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// Data (or a connection, or EOF) to read.
-    public static let readable = Interest(rawValue: 1 << 0)
+    @inlinable public static var readable: Interest { Interest(rawValue: 1 << 0) }
     /// Room to write.
-    public static let writable = Interest(rawValue: 1 << 1)
+    @inlinable public static var writable: Interest { Interest(rawValue: 1 << 1) }
     /// Out-of-band / priority data (EPOLLPRI, POLLPRI).
-    public static let priority = Interest(rawValue: 1 << 2)
+    @inlinable public static var priority: Interest { Interest(rawValue: 1 << 2) }
 
     /// e.g. `"[readable, writable]"`.
     public var description: String {
