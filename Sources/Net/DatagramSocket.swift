@@ -57,7 +57,9 @@ extension DatagramSocket {
 
     /// Sends `bytes` as one datagram to `address`.
     public func send(_ bytes: [UInt8], to address: SocketAddress) throws(Errno) -> IOResult<Int> {
-        try withBytes(bytes) { (raw) throws(Errno) -> IOResult<Int> in try send(raw, to: address) }
+        try withBytes(bytes) { (raw) throws(Errno) -> IOResult<Int> in
+            try self.send(raw, to: address)
+        }
     }
 
     /// Sends one datagram to the connected peer.

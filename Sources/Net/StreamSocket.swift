@@ -94,7 +94,7 @@ extension StreamSocket {
             for (index, buffer) in buffers.enumerated() {
                 vectors.initializeElement(at: index, to: IOVector(buffer))
             }
-            return try writev(UnsafeBufferPointer(vectors))
+            return try self.writev(UnsafeBufferPointer(vectors))
         }
     }
 
@@ -105,7 +105,7 @@ extension StreamSocket {
             for (index, buffer) in buffers.enumerated() {
                 vectors.initializeElement(at: index, to: IOVector(buffer))
             }
-            return try readv(UnsafeBufferPointer(vectors))
+            return try self.readv(UnsafeBufferPointer(vectors))
         }
     }
 

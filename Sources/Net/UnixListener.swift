@@ -23,7 +23,7 @@ public final class UnixListener: ListenerSocket {
         do {
             try Sys.listen(fd, backlog: backlog)
         } catch {
-            try? close()
+            try? self.close()
             throw NetError(error, address: address)
         }
     }
