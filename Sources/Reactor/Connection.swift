@@ -9,12 +9,14 @@ public final class ConnectionSettings: Sendable {
     public let options: ConnectionOptions
     let idleNanoseconds: UInt64
     let writeNanoseconds: UInt64
+    let maxBufferedInput: Int
 
     /// Freezes `options` for sharing.
     public init(_ options: ConnectionOptions = ConnectionOptions()) {
         self.options = options
         idleNanoseconds = options.idleTimeout.map(ReactorClock.nanoseconds) ?? 0
         writeNanoseconds = options.writeTimeout.map(ReactorClock.nanoseconds) ?? 0
+        maxBufferedInput = options.maxBufferedInput
     }
 }
 
@@ -254,6 +256,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         reactor.deregister(token)
     }
 
+    @inline(__always)
     private func readAvailable(sawReadClosed: Bool) {
         let buffer = context.readBuffer
         while state == .open && !readingPaused && !peerClosed {
@@ -283,12 +286,13 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         }
     }
 
+    @inline(__always)
     private func deliver(_ fresh: UnsafeRawBufferPointer) {
         if input.isEmpty {
             let consumed = delegate.connection(self, didRead: fresh)
-            if consumed < fresh.count && state != .closed {
-                input.append(contentsOf: fresh[max(0, consumed)...])
-            }
+            // The common case ends here: the delegate took everything, nothing is copied.
+            guard consumed < fresh.count, state != .closed else { return }
+            input.append(contentsOf: fresh[max(0, consumed)...])
         } else {
             input.append(contentsOf: fresh)
             // Hand the delegate the buffered bytes without exposing `input` to mutation.
@@ -303,10 +307,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 input = held
             }
         }
-        if input.count > settings.options.maxBufferedInput { finish(.inputLimitExceeded) }
+        if input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
     }
 
     /// One send; nil when it failed and the connection was closed.
+    @inline(__always)
     private func send(_ bytes: UnsafeRawBufferPointer) -> IOResult<Int>? {
         do {
             return try Sys.send(fd, bytes)
