@@ -34,21 +34,6 @@ public final class EpollSelector: EventSelector {
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(epoll: epoll) }
 
-    /// Registers `fd` edge-triggered for `interest`.
-    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.register(fd, token: token, interest: interest)
-    }
-
-    /// Replaces `fd`'s token and interest.
-    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.reregister(fd, token: token, interest: interest)
-    }
-
-    /// Removes `fd` from the set.
-    public func deregister(_ fd: FileDescriptor) throws(Errno) {
-        try registry.deregister(fd)
-    }
-
     /// Waits with `epoll_pwait2` (nanosecond timeout) and converts what it returns.
     public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
         events.clear()

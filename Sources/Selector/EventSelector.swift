@@ -62,6 +62,22 @@ public protocol EventSelector: AnyObject, SendableMetatype {
 }
 
 extension EventSelector {
+    /// Registers through `registry` (what every backend here does: one code path for the
+    /// owner's thread and the others).
+    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
+        try registry.register(fd, token: token, interest: interest)
+    }
+
+    /// Reregisters through `registry`.
+    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
+        try registry.reregister(fd, token: token, interest: interest)
+    }
+
+    /// Deregisters through `registry`.
+    public func deregister(_ fd: FileDescriptor) throws(Errno) {
+        try registry.deregister(fd)
+    }
+
     /// Default: a backend needs the would-block read to re-arm (poll's emulation does).
     public static var shortReadMeansDrained: Bool { false }
 }

@@ -67,21 +67,6 @@ public final class MockSelector: EventSelector, Sendable {
     /// True once `close()` has been called.
     public var isClosed: Bool { state.lock.withLock { state.closed } }
 
-    /// Records a registration (EEXIST if `fd` is registered, EINVAL for an empty interest).
-    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.register(fd, token: token, interest: interest)
-    }
-
-    /// Replaces a registration (ENOENT if `fd` is not registered).
-    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.reregister(fd, token: token, interest: interest)
-    }
-
-    /// Removes a registration (ENOENT if `fd` is not registered).
-    public func deregister(_ fd: FileDescriptor) throws(Errno) {
-        try registry.deregister(fd)
-    }
-
     /// Queues `event` for `select`, waking a blocked `select`. Callable from any thread.
     public func inject(_ event: Event) {
         inject(CollectionOfOne(event))

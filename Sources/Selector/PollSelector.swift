@@ -51,21 +51,6 @@ public final class PollSelector: EventSelector {
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(state: state) }
 
-    /// Starts watching `fd` for `interest`.
-    public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.register(fd, token: token, interest: interest)
-    }
-
-    /// Replaces `fd`'s token and interest and re-arms it.
-    public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
-        try registry.reregister(fd, token: token, interest: interest)
-    }
-
-    /// Removes `fd` from the set.
-    public func deregister(_ fd: FileDescriptor) throws(Errno) {
-        try registry.deregister(fd)
-    }
-
     /// Polls the armed descriptors and reports what arrived, at most `events.capacity`.
     ///
     /// Wake-ups caused only by registration changes do not return: the set is rebuilt and
