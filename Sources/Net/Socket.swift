@@ -84,13 +84,8 @@ enum SocketSetup {
         _ address: SocketAddress, type: Int32,
         configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
     ) throws(NetError) -> FileDescriptor {
-        do {
-            let fd = OwnedFileDescriptor(try Sys.socket(domain: address.family, type: type))
-            try configure(fd.raw)
-            try address.withSockaddr("bind") { (raw) throws(Errno) in try Sys.bind(fd.raw, raw) }
-            return fd.release()
-        } catch {
-            throw NetError(error, address: address)
+        try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
+            try address.withSockaddr("bind") { (raw) throws(Errno) in try Sys.bind(fd, raw) }
         }
     }
 
@@ -99,12 +94,24 @@ enum SocketSetup {
         _ address: SocketAddress, type: Int32,
         configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
     ) throws(NetError) -> FileDescriptor {
+        try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
+            _ = try address.withSockaddr("connect") { (raw) throws(Errno) in
+                try Sys.connect(fd, raw)
+            }
+        }
+    }
+
+    /// Opens a socket for `address`'s family, runs `configure` then `attach` (bind or connect)
+    /// on it; closes it and reports the address if any step fails.
+    private static func opened(
+        _ address: SocketAddress, type: Int32,
+        configure: (FileDescriptor) throws(Errno) -> Void,
+        attach: (FileDescriptor) throws(Errno) -> Void
+    ) throws(NetError) -> FileDescriptor {
         do {
             let fd = OwnedFileDescriptor(try Sys.socket(domain: address.family, type: type))
             try configure(fd.raw)
-            _ = try address.withSockaddr("connect") { (raw) throws(Errno) in
-                try Sys.connect(fd.raw, raw)
-            }
+            try attach(fd.raw)
             return fd.release()
         } catch {
             throw NetError(error, address: address)

@@ -88,16 +88,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     /// Closes the connection; outstanding reads and writes fail with EBADF.
     public func close() async {
         let core = self.core
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            do {
-                try handle.execute { reactor in
-                    core.close(on: reactor)
-                    continuation.resume()
-                }
-            } catch {
-                continuation.resume()  // the reactor is gone; it closed everything
-            }
-        }
+        await handle.closing { reactor in core.close(on: reactor) }
     }
 
     private func hop<T>(
@@ -170,10 +161,18 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
     /// Stops listening; waiting `accept()`s fail with EBADF.
     public func close() async {
         let core = self.core
+        await handle.closing { reactor in core.close(on: reactor) }
+    }
+}
+
+extension Reactor.Handle {
+    /// Runs `body` on the reactor's thread and returns once it has run — or at once if the
+    /// reactor is gone, since its shutdown closed everything already.
+    func closing(_ body: @escaping @Sendable (Reactor<Backend>) -> Void) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             do {
-                try handle.execute { reactor in
-                    core.close(on: reactor)
+                try execute { reactor in
+                    body(reactor)
                     continuation.resume()
                 }
             } catch {
