@@ -7,7 +7,7 @@ import Testing
 
 /// The chat-server example (Selector + Net, no Reactor), driven as a child process by real
 /// TCP clients: Swift sockets, `nc` and `socat`. Serialized: several tests load the machine.
-@Suite("ChatServer", .serialized)
+@Suite("ChatServer", .serialized, .opensDescriptors)
 struct ChatServerTests {
     /// Starts a server with `arguments`, runs `body`, then stops it with SIGTERM and checks it
     /// exited 0 and that every descriptor the test opened is closed.

@@ -28,6 +28,7 @@ final class HTTPSocketTracker: @unchecked Sendable {
 
     /// Records an issue unless every socket was closed exactly once.
     func expectAllClosed(sourceLocation: SourceLocation = #_sourceLocation) {
+        DescriptorGate.expectHeld(sourceLocation: sourceLocation)
         let (left, failed) = lock.withLock { (open.count, failedCloses) }
         #expect(left == 0, "sockets left open", sourceLocation: sourceLocation)
         #expect(failed == 0, "close(2) failed", sourceLocation: sourceLocation)

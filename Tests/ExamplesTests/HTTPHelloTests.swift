@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
 import SysCalls
+import TestSupport
 import Testing
 
 /// http-hello driven by real clients: curl and wrk, and raw sockets for byte-exact requests.
 /// Serialized: several tests load the machine (wrk, thousands of connections).
-@Suite("http-hello", .serialized)
+@Suite("http-hello", .serialized, .opensDescriptors)
 struct HTTPHelloTests {
     // MARK: curl
 

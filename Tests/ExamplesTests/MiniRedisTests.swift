@@ -6,7 +6,7 @@ import Testing
 /// The mini-redis example as a child process, driven by the real redis-cli and
 /// redis-benchmark (Debian's redis-tools) and by raw RESP on sockets. Serialized: several
 /// tests load the machine.
-@Suite("MiniRedis", .serialized)
+@Suite("MiniRedis", .serialized, .opensDescriptors)
 struct MiniRedisTests {
     /// Starts a server, runs `body`, stops it with SIGTERM, checks it exited 0 and that every
     /// descriptor the test opened is closed.

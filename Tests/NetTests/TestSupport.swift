@@ -10,7 +10,7 @@ import Testing
 
 /// The parent of every Net suite. Serialized (recursively), because each test compares the
 /// process's open descriptors before and after.
-@Suite("Net", .serialized)
+@Suite("Net", .serialized, .opensDescriptors)
 struct NetTests {}
 
 /// How long descriptors a Net test opened get to close: the suite is serialized, so a short

@@ -2,6 +2,7 @@ import Net
 import Reactor
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// Runs a reactor on its own thread for the duration of `body`.
@@ -43,7 +44,7 @@ final class ReactorHandleBox<Backend: EventSelector>: Sendable {
     }
 }
 
-@Suite("async/await bridge")
+@Suite("async/await bridge", .opensDescriptors)
 struct AsyncBridgeTests {
     @Test("async echo: 50 concurrent clients over one reactor thread get their bytes back")
     func asyncEcho() async throws {

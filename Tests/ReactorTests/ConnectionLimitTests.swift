@@ -22,7 +22,7 @@ final class LimitProbe<Backend: EventSelector>: ConnectionDelegate {
     }
 }
 
-@Suite("Connection limits", .serialized)
+@Suite("Connection limits", .serialized, .opensDescriptors)
 struct ConnectionLimitTests {
     @Test("output that makes no progress for the write timeout closes the connection")
     func writeTimeout() throws {

@@ -10,7 +10,7 @@ private func withBytes<R>(_ text: String, _ body: (UnsafeRawBufferPointer) -> R)
     Array(text.utf8).withUnsafeBytes(body)
 }
 
-@Suite("Framing helpers")
+@Suite("Framing helpers", .opensDescriptors)
 struct FramingTests {
     @Test("LineFramer finds lines, strips CRLF, waits for more, and refuses overlong lines")
     func lineFramer() {

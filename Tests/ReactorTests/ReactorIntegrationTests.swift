@@ -4,7 +4,7 @@ import Testing
 // The Reactor on real backends: each scenario is written once, generic over the selector
 // (`Scenarios.x<S: EventSelector>(_: S.Type)`), and run against every backend. Serialized,
 // because each test counts the process's descriptors before and after.
-@Suite("Reactor integration", .serialized)
+@Suite("Reactor integration", .serialized, .opensDescriptors)
 struct ReactorIntegrationTests {
     @Test(
         "1000 concurrent echo connections get back exactly the bytes they sent",

@@ -2,6 +2,7 @@ import Net
 import Reactor
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// README's Reactor example (with port 0 and a client), kept compiling and true.
@@ -12,7 +13,7 @@ final class ReadmeEcho: ConnectionDelegate {
     }
 }
 
-@Suite("README Reactor example")
+@Suite("README Reactor example", .opensDescriptors)
 struct ReadmeReactorTests {
     @Test("the README's echo server echoes a client's bytes")
     func readmeEchoServer() throws {

@@ -4,7 +4,7 @@ import Testing
 // The selector conformance suite: every scenario of CONFORMANCE.md, written once as a generic
 // `scenario<S: EventSelector>(_: S.Type)` and run against every backend in `Backend.all`.
 // Serialized, because each test counts the process's descriptors before and after.
-@Suite("Selector conformance", .serialized)
+@Suite("Selector conformance", .serialized, .opensDescriptors)
 struct ConformanceTests {
     // MARK: Lifecycle
 

@@ -3,12 +3,13 @@ import Glibc
 import Selector
 import Synchronization
 import SysCalls
+import TestSupport
 import Testing
 
 // PollSelector's own behaviours: the edge-triggered emulation over poll(2), its internal
 // eventfd, wakers and the registration table. Each test checks it closed every socket it
 // opened; the selector's own eventfd is covered by the conformance suite's leak scenario.
-@Suite("PollSelector", .serialized)
+@Suite("PollSelector", .serialized, .opensDescriptors)
 struct PollSelectorTests {
     @Test func readableIsReportedOnceUntilDrainedToWouldBlock() throws {
         try PollFixture.checkingLeaks { fds in
@@ -349,6 +350,7 @@ final class PollFixture {
 
     /// Runs `body` and expects every socket it opened through `fds` to be closed after.
     static func checkingLeaks(_ body: (PollFixture) throws -> Void) throws {
+        DescriptorGate.expectHeld()
         let fds = PollFixture()
         try body(fds)
         #expect(fds.stillOpen().isEmpty, "descriptors leaked")

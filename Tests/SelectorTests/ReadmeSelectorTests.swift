@@ -1,9 +1,10 @@
 import Selector
 import SysCalls
+import TestSupport
 import Testing
 
 /// README's Selector example, kept compiling and true.
-@Suite("README Selector example")
+@Suite("README Selector example", .opensDescriptors)
 struct ReadmeSelectorTests {
     @Test("the README's pipe example reports the readable event it describes")
     func readmeExample() throws {

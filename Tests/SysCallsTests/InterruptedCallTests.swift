@@ -3,7 +3,7 @@ import SysCalls
 import TestSupport
 import Testing
 
-@Suite("EINTR never surfaces")
+@Suite("EINTR never surfaces", .opensDescriptors)
 struct InterruptedCallTests {
     @Test("Sys.retrying retries EINTR until the call succeeds")
     func retryingRetriesEINTR() throws {

@@ -3,7 +3,7 @@ import SysCalls
 import TestSupport
 import Testing
 
-@Suite("Non-blocking I/O and the would-block ledger")
+@Suite("Non-blocking I/O and the would-block ledger", .opensDescriptors)
 struct NonBlockingIOTests {
     @Test("reading an empty non-blocking pipe is .wouldBlock and bumps the read counter")
     func emptyReadWouldBlock() throws {

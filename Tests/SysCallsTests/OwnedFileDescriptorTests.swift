@@ -3,7 +3,7 @@ import SysCalls
 import TestSupport
 import Testing
 
-@Suite("OwnedFileDescriptor")
+@Suite("OwnedFileDescriptor", .opensDescriptors)
 struct OwnedFileDescriptorTests {
     @Test("dropping the owner closes the descriptor")
     func droppingCloses() throws {

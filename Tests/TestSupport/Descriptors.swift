@@ -42,14 +42,16 @@ public enum LeakScope: Sendable {
 
 /// Runs `body` and records an issue if descriptors opened during it are still open after.
 ///
-/// New descriptors (by number and target) within `scope` get `grace` to go away: other tests
-/// running in parallel hold descriptors of their own, some for seconds (a serialized suite can
-/// afford a short grace). A real leak stays, and fails. A failed `body` is checked too (its
+/// The test must hold the `DescriptorGate` (its suite has the `.opensDescriptors` trait), so
+/// no other descriptor-opening test runs meanwhile. New descriptors (by number and target)
+/// within `scope` get `grace` to go away (a child process or a peer may take a moment to let
+/// go of its end). A real leak stays, and fails. A failed `body` is checked too (its
 /// defers have run: a leak may be why it failed), then its error is rethrown.
 public func checkingDescriptorLeaks(
     grace: Duration = .seconds(10), scope: LeakScope = .all,
     sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
 ) throws {
+    DescriptorGate.expectHeld(sourceLocation: sourceLocation)
     if case .ownedPorts = scope { DescriptorLeaks.resetPorts() }
     let before = openDescriptors()
     var failure: (any Error)?
@@ -140,6 +142,7 @@ public final class DescriptorTracker: @unchecked Sendable {
 
     /// Records an issue for every noted descriptor still open (after a grace of three seconds).
     public func expectAllClosed(sourceLocation: SourceLocation = #_sourceLocation) {
+        DescriptorGate.expectHeld(sourceLocation: sourceLocation)
         let all = lock.withLock { opened }
         let deadline = ContinuousClock.now + .seconds(3)
         var open: [(fd: Int32, target: String)] = []
