@@ -96,10 +96,9 @@ extension DatagramSocket {
         switch result {
         case .wouldBlock: return .wouldBlock
         case .processed(let length):
-            let sender: SocketAddress =
-                message.msg_namelen < MemoryLayout<sa_family_t>.size
-                ? .unixUnnamed
-                : try SocketAddress(storage: storage, length: message.msg_namelen, call: "recvmsg")
+            // An unbound Unix sender leaves msg_namelen 0: the decoder reports it unnamed.
+            let sender = try SocketAddress(
+                storage: storage, length: message.msg_namelen, call: "recvmsg")
             return .processed(
                 Datagram(count: min(length, buffer.count), length: length, sender: sender))
         }

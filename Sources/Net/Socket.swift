@@ -125,12 +125,12 @@ enum SocketSetup {
         )
     > {
         var storage = sockaddr_storage()
-        switch try Sys.accept4(fd, peer: &storage) {
+        var length: socklen_t = 0
+        switch try Sys.accept4(fd, peer: &storage, peerLength: &length) {
         case .wouldBlock: return .wouldBlock
         case .processed(let accepted):
             let owned = OwnedFileDescriptor(accepted)
-            // Sys.accept4 does not hand back the address length; the storage started zeroed.
-            let peer = try SocketAddress(storage: storage, length: nil, call: "accept4")
+            let peer = try SocketAddress(storage: storage, length: length, call: "accept4")
             return .processed((owned.release(), peer))
         }
     }

@@ -71,35 +71,45 @@ extension SocketAddress {
         }
     }
 
-    /// Decodes what accept, getsockname, getpeername or recvmsg wrote. `length` nil means
-    /// the kernel did not say (accept4 through `Sys`): the storage was zeroed beforehand.
-    init(storage: sockaddr_storage, length: socklen_t?, call: StaticString) throws(Errno) {
+    /// Decodes what accept, getsockname, getpeername or recvmsg wrote; `length` is the
+    /// address length the kernel reported, and no byte past it is read.
+    ///
+    /// A Unix address is unnamed when it has no `sun_path` bytes; an abstract name (leading
+    /// NUL) is exactly the bytes after the NUL, embedded and trailing NULs included; a path
+    /// ends at its first NUL (Linux counts the terminator in the length, others may not).
+    init(storage: sockaddr_storage, length: socklen_t, call: StaticString) throws(Errno) {
         var storage = storage
-        let length = length.map { Int($0) }
+        let length = Int(length)
+        // Too short to hold even the family: the kernel reported no address (an unbound
+        // Unix datagram sender); only a Unix socket does that.
+        if length < MemoryLayout<sa_family_t>.size { self = .unixUnnamed; return }
         let family = Int32(storage.ss_family)
         self = try withUnsafeBytes(of: &storage) { (raw) throws(Errno) -> SocketAddress in
             switch family {
             case AF_INET:
+                guard length >= MemoryLayout<sockaddr_in>.size else {
+                    throw Errno(Errno.EINVAL.code, call: call)
+                }
                 let sin = raw.loadUnaligned(as: sockaddr_in.self)
                 let ip = IPv4Address(rawValue: UInt32(bigEndian: sin.sin_addr.s_addr))
                 return .v4(ip, port: UInt16(bigEndian: sin.sin_port))
             case AF_INET6:
+                guard length >= MemoryLayout<sockaddr_in6>.size else {
+                    throw Errno(Errno.EINVAL.code, call: call)
+                }
                 var sin6 = raw.loadUnaligned(as: sockaddr_in6.self)
                 let ip = withUnsafeBytes(of: &sin6.sin6_addr) { IPv6Address(bytes: $0) }
                 return .v6(
                     ip, port: UInt16(bigEndian: sin6.sin6_port), scopeID: sin6.sin6_scope_id,
                     flowInfo: UInt32(bigEndian: sin6.sin6_flowinfo))
             case AF_UNIX:
-                let end = max(Self.sunPathOffset, min(length ?? raw.count, raw.count))
+                // The kernel reports the full length even when it truncated the copy; never
+                // read past sockaddr_un.
+                let end = max(Self.sunPathOffset, min(length, MemoryLayout<sockaddr_un>.size))
                 let path = raw[Self.sunPathOffset..<end]
-                guard let first = path.first, path.contains(where: { $0 != 0 }) else {
-                    return .unixUnnamed
-                }
+                guard let first = path.first else { return .unixUnnamed }
                 if first == 0 {
-                    var name = path.dropFirst()
-                    // Without a length (accept4), the name ends at the zeroed tail.
-                    if length == nil { while name.last == 0 { name = name.dropLast() } }
-                    return .unixAbstract(String(decoding: name, as: UTF8.self))
+                    return .unixAbstract(String(decoding: path.dropFirst(), as: UTF8.self))
                 }
                 return .unix(String(decoding: path.prefix { $0 != 0 }, as: UTF8.self))
             default:

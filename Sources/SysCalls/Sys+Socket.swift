@@ -38,9 +38,11 @@ extension Sys {
         _ = try retrying("listen") { Glibc.listen(fd.rawValue, backlog) }
     }
 
-    /// accept4(2), non-blocking and close-on-exec; the peer's address goes into `peer`.
+    /// accept4(2), non-blocking and close-on-exec; the peer's address goes into `peer` and
+    /// the length the kernel reported for it into `peerLength` (decode no byte past it).
     public static func accept4(
-        _ fd: FileDescriptor, peer: UnsafeMutablePointer<sockaddr_storage>? = nil
+        _ fd: FileDescriptor, peer: UnsafeMutablePointer<sockaddr_storage>? = nil,
+        peerLength: UnsafeMutablePointer<socklen_t>? = nil
     ) throws(Errno) -> IOResult<FileDescriptor> {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
@@ -51,7 +53,9 @@ extension Sys {
             }
         }
         switch result {
-        case .processed(let raw): return .processed(FileDescriptor(raw))
+        case .processed(let raw):
+            peerLength?.pointee = peer == nil ? 0 : length
+            return .processed(FileDescriptor(raw))
         case .wouldBlock: return .wouldBlock
         }
     }
