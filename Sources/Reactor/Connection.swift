@@ -45,6 +45,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // Field order keeps the small ones together: an idle connection should cost little memory.
     private let fd: FileDescriptor
     private var state = State.idle
+    /// Whether `extras.output` holds bytes (so that testing it loads no side object).
+    private var outputPending = false
     private var interest: Interest = .readable
     private var readingPaused = false
     private var peerClosed = false
@@ -71,10 +73,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     @inline(__always)
-    private var hasOutput: Bool {
-        guard let extras else { return false }
-        return !extras.output.isEmpty
-    }
+    private var hasOutput: Bool { outputPending }
 
     private var closeReason: CloseReason? {
         get { extras?.closeReason }
@@ -131,22 +130,20 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Sends `bytes`, queueing what the kernel does not take now. Ignored once closing.
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, !bytes.isEmpty else { return }
-        var rest = bytes
-        if !hasOutput {
-            switch send(bytes) {
-            case .processed(let n) where n == bytes.count:
-                lastActivity = context.now
-                return
-            case .processed(let n):
-                lastActivity = context.now
-                rest = UnsafeRawBufferPointer(rebasing: bytes[n...])
-            case .wouldBlock:
-                break
-            case nil:
-                return  // failed and closed
-            }
+        if outputPending { return enqueue(bytes) }
+        let result: IOResult<Int>
+        do {
+            result = try Sys.send(fd, bytes)
+        } catch {
+            return fail(error)
         }
-        enqueue(rest)
+        switch result {
+        case .processed(let n):
+            lastActivity = context.now
+            if n < bytes.count { enqueue(UnsafeRawBufferPointer(rebasing: bytes[n...])) }
+        case .wouldBlock:
+            enqueue(bytes)
+        }
     }
 
     /// Sends `bytes` (see `write(_:)` for buffers).
@@ -233,6 +230,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             extras.writeTimer = nil
             extras.output.removeAll()
         }
+        outputPending = false
         state = .closed
         try? socket.close()
         input = []
@@ -256,33 +254,47 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         reactor.deregister(token)
     }
 
+    /// Reads until the socket would block (or reading stops). The first read is straight-line
+    /// code; the loop for more is out of line, as with edge-triggered epoll one short read
+    /// usually drains the socket.
     @inline(__always)
     private func readAvailable(sawReadClosed: Bool) {
+        guard canRead, readOnce(sawReadClosed: sawReadClosed) else { return }
+        readMore(sawReadClosed: sawReadClosed)
+    }
+
+    @inline(never)
+    private func readMore(sawReadClosed: Bool) {
+        while canRead && readOnce(sawReadClosed: sawReadClosed) {}
+    }
+
+    @inline(__always)
+    private var canRead: Bool { state == .open && !readingPaused && !peerClosed }
+
+    /// One recv, delivered; true when the socket may hold more.
+    @inline(__always)
+    private func readOnce(sawReadClosed: Bool) -> Bool {
         let buffer = context.readBuffer
-        while state == .open && !readingPaused && !peerClosed {
-            let result: IOResult<Int>
-            do {
-                result = try Sys.recv(fd, into: buffer)
-            } catch {
-                finish(.error(error))
-                return
-            }
-            switch result {
-            case .wouldBlock:
-                return
-            case .processed(0):
-                peerClosed = true
-                closeReason = .endOfFile
-                if state == .open { delegate.connectionDidReadEOF(self) }
-                return
-            case .processed(let count):
-                lastActivity = context.now
-                deliver(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                // A short read drained the socket; the backend reports the next arrival.
-                if count < buffer.count && shortReadMeansDrained && !sawReadClosed {
-                    return
-                }
-            }
+        let result: IOResult<Int>
+        do {
+            result = try Sys.recv(fd, into: buffer)
+        } catch {
+            finish(.error(error))
+            return false
+        }
+        switch result {
+        case .wouldBlock:
+            return false
+        case .processed(0):
+            peerClosed = true
+            closeReason = .endOfFile
+            if state == .open { delegate.connectionDidReadEOF(self) }
+            return false
+        case .processed(let count):
+            lastActivity = context.now
+            deliver(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            // A short read drained the socket; the backend reports the next arrival.
+            return count == buffer.count || !shortReadMeansDrained || sawReadClosed
         }
     }
 
@@ -310,21 +322,15 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         if input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
     }
 
-    /// One send; nil when it failed and the connection was closed.
-    @inline(__always)
-    private func send(_ bytes: UnsafeRawBufferPointer) -> IOResult<Int>? {
-        do {
-            return try Sys.send(fd, bytes)
-        } catch {
-            finish(.error(error))
-            return nil
-        }
-    }
+    /// Closes because I/O failed.
+    private func fail(_ error: Errno) { finish(.error(error)) }
 
+    /// Queues what the kernel did not take; writable interest follows.
     private func enqueue(_ bytes: UnsafeRawBufferPointer) {
         let extras = extra
         let wasEmpty = extras.output.isEmpty
         extras.output.append(bytes)
+        outputPending = true
         if wasEmpty {
             extras.lastWriteProgress = context.now
             armWriteTimer()
@@ -352,6 +358,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             lastActivity = context.now
             extras.lastWriteProgress = lastActivity
         }
+        outputPending = !extras.output.isEmpty
         if extras.output.isEmpty {
             if extras.output.shutdownWhenDrained {
                 extras.output.shutdownWhenDrained = false

@@ -39,8 +39,9 @@ extension EventHandler {
 /// array indexing even where `Reactor<Backend>` runs unspecialized. Every `EventHandler` gets
 /// them from the extension below; do not implement or call them yourself.
 public protocol _ErasedEventHandler: AnyObject {
-    /// Forwards to `EventHandler.handle(_:reactor:)`.
-    func _handle(_ event: Event, reactor: AnyObject)
+    /// Forwards to `EventHandler.handle(_:reactor:)` on `handler` (an instance of `Self`),
+    /// borrowing it: the reactor keeps it alive, so no retain/release per event.
+    static func _dispatch(_ handler: Unmanaged<AnyObject>, _ event: Event, reactor: AnyObject)
     /// Forwards to `EventHandler.timerFired(tag:reactor:)`.
     func _timerFired(tag: Int, reactor: AnyObject)
     /// Forwards to `EventHandler.deregistered(reactor:)`.
@@ -48,10 +49,16 @@ public protocol _ErasedEventHandler: AnyObject {
 }
 
 extension EventHandler {
-    /// Forwards to `handle(_:reactor:)`; `reactor` is always this handler's `Reactor<Backend>`.
+    /// Forwards to `handle(_:reactor:)`; `handler` is always a `Self` and `reactor` this
+    /// handler's `Reactor<Backend>`.
     @inline(__always)
-    public func _handle(_ event: Event, reactor: AnyObject) {
-        handle(event, reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
+    public static func _dispatch(
+        _ handler: Unmanaged<AnyObject>, _ event: Event, reactor: AnyObject
+    ) {
+        handler._withUnsafeGuaranteedRef { object in
+            unsafeDowncast(object, to: Self.self).handle(
+                event, reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
+        }
     }
 
     /// Forwards to `timerFired(tag:reactor:)`.

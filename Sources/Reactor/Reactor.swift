@@ -25,16 +25,14 @@ public final class Reactor<Backend: EventSelector> {
     /// The Sendable handle other threads use to reach this reactor.
     public let handle: Handle
 
-    // Unchecked exclusivity: touched only on the reactor's thread, and no access to one of
-    // these overlaps another (handlers are looked up, then called with the table released).
-    @exclusivity(unchecked) private var events: Events
-    @exclusivity(unchecked) private var handlers = HandlerTable()
+    // Unchecked exclusivity: touched only on the reactor's thread, and no access overlaps
+    // another (a timer's action is popped before it runs).
     @exclusivity(unchecked) private var timers = TimerQueue<TimerAction>()
     private var stopRequested = false
     private var isShutDown = false
-    private let wakerToken = Token(rawValue: UInt64.max)
-    /// The loop's non-generic state that handlers read on every event (clock, buffers):
-    /// reaching it needs no generic metadata, unlike a property of `Reactor<Backend>`.
+    /// The loop's non-generic state: events, handlers, clock, buffers. Reaching it needs no
+    /// generic metadata, unlike a property of `Reactor<Backend>`, and the per-event dispatch
+    /// runs there.
     let context: LoopContext
 
     /// Creates a reactor over a new selector; `eventCapacity` bounds events per `select`.
@@ -45,10 +43,10 @@ public final class Reactor<Backend: EventSelector> {
     /// Creates a reactor over `selector` (e.g. a scripted `MockSelector`).
     public init(selector: Backend, eventCapacity: Int = 1024) throws(Errno) {
         self.selector = selector
-        self.events = Events(capacity: eventCapacity)
+        // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
         self.handle = Handle(waker: waker)
-        self.context = LoopContext()
+        self.context = LoopContext(eventCapacity: eventCapacity)
     }
 
     deinit {
@@ -57,7 +55,7 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     /// Live registrations.
-    public var handlerCount: Int { handlers.count }
+    public var handlerCount: Int { context.handlers.count }
 
     /// Pending timers.
     public var timerCount: Int { timers.count }
@@ -77,11 +75,11 @@ public final class Reactor<Backend: EventSelector> {
     public func register(
         _ fd: FileDescriptor, interest: Interest, handler: any EventHandler<Backend>
     ) throws(Errno) -> Token {
-        let token = handlers.insert(handler, fd: fd)
+        let token = context.handlers.insert(handler, fd: fd)
         do {
             try selector.register(fd, token: token, interest: interest)
         } catch {
-            _ = handlers.remove(token)
+            _ = context.handlers.remove(token)
             throw error
         }
         return token
@@ -89,7 +87,7 @@ public final class Reactor<Backend: EventSelector> {
 
     /// Changes the interest of a registration.
     public func setInterest(_ token: Token, _ interest: Interest) throws(Errno) {
-        guard let fd = handlers.fd(for: token) else {
+        guard let fd = context.handlers.fd(for: token) else {
             throw Errno(Errno.ENOENT.code, call: "setInterest (unknown token)")
         }
         try selector.reregister(fd, token: token, interest: interest)
@@ -99,7 +97,7 @@ public final class Reactor<Backend: EventSelector> {
     /// `deregistered` (once). Unknown or stale tokens are ignored; returns whether it acted.
     @discardableResult
     public func deregister(_ token: Token) -> Bool {
-        guard let (handler, fd) = handlers.remove(token) else { return false }
+        guard let (handler, fd) = context.handlers.remove(token) else { return false }
         // The handler may already have closed the descriptor; the selector then forgot it.
         try? selector.deregister(fd)
         handler._deregistered(reactor: self)
@@ -175,15 +173,12 @@ public final class Reactor<Backend: EventSelector> {
             wait = wait.map { min($0, untilTimer) } ?? untilTimer
         }
         if handle.hasPendingWork { wait = .zero }
-        try selector.select(into: &events, timeout: wait)
+        try selector.select(into: &context.events, timeout: wait)
         context.now = Sys.monotonicNanoseconds()
-        for index in events.indices {
-            let event = events[index]
-            if event.token == wakerToken { continue }
-            handlers.handler(for: event.token)?._handle(event, reactor: self)
-        }
+        context.dispatch(reactor: self)
         if context.nextTimerDeadline <= context.now { fireTimers() }
         runTasks()
+        context.handlers.releaseRetired()
     }
 
     /// Asks `run()` to return after the current iteration.
@@ -195,11 +190,12 @@ public final class Reactor<Backend: EventSelector> {
         if isShutDown { return }
         isShutDown = true
         // Handlers may register new ones while closing; loop until the table is empty.
-        while handlers.count > 0 {
-            for token in handlers.liveTokens() { deregister(token) }
+        while context.handlers.count > 0 {
+            for token in context.handlers.liveTokens() { deregister(token) }
         }
         timers.removeAll()
         noteTimersChanged()
+        context.handlers.releaseRetired()
         isShutDown = false
     }
 
@@ -208,7 +204,7 @@ public final class Reactor<Backend: EventSelector> {
             switch action {
             case .closure(let body): body(self)
             case .handler(let token, let tag):
-                handlers.handler(for: token)?._timerFired(tag: tag, reactor: self)
+                context.handlers.handler(for: token)?._timerFired(tag: tag, reactor: self)
             }
         }
         noteTimersChanged()
@@ -222,9 +218,15 @@ public final class Reactor<Backend: EventSelector> {
     static func nanoseconds(_ duration: Duration) -> UInt64 { ReactorClock.nanoseconds(duration) }
 }
 
-/// What handlers read on every event, kept out of the generic `Reactor<Backend>` so that
-/// reaching it costs a plain field load.
+/// The loop's state that the per-event path touches, kept out of the generic `Reactor<Backend>`
+/// so that reaching it costs a plain field load and dispatch runs as specialized code.
 final class LoopContext {
+    // Unchecked exclusivity: touched only on the reactor's thread; `select` fills `events`
+    // before dispatch reads it, and handlers are looked up, then called with the table released.
+    /// What the last `select` reported.
+    @exclusivity(unchecked) var events: Events
+    /// The registrations.
+    let handlers = HandlerTable()
     /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
     var now: UInt64 = Sys.monotonicNanoseconds()
     /// The earliest pending timer's deadline, `.max` when none is pending.
@@ -233,6 +235,21 @@ final class LoopContext {
     let readBuffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 64 << 10, alignment: 16)
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
+
+    init(eventCapacity: Int) {
+        events = Events(capacity: eventCapacity)
+    }
+
+    /// Hands each event to its handler; stale and unknown tokens (and the waker's) find no
+    /// live slot and are skipped.
+    func dispatch(reactor: AnyObject) {
+        var index = 0
+        while index < events.endIndex {
+            let event = events[index]
+            handlers.dispatch(event, reactor: reactor)
+            index &+= 1
+        }
+    }
 
     deinit {
         readBuffer.deallocate()

@@ -16,44 +16,27 @@ public final class EpollSelector: EventSelector {
     public static var shortReadMeansDrained: Bool { true }
 
     private let epoll: SharedDescriptor
-    private var buffer: UnsafeMutablePointer<epoll_event>
-    private var bufferCapacity: Int
 
     /// Opens an epoll instance (close-on-exec).
     public init() throws(Errno) {
         epoll = SharedDescriptor(try Sys.epollCreate1())
-        bufferCapacity = 256
-        buffer = .allocate(capacity: bufferCapacity)
     }
 
     deinit {
         epoll.close()
-        buffer.deallocate()
     }
 
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(epoll: epoll) }
 
-    /// Waits with `epoll_pwait2` (nanosecond timeout) and converts what it returns.
+    /// Waits with `epoll_pwait2` (nanosecond timeout); the kernel writes straight into
+    /// `events`, whose records have `epoll_event`'s layout, so nothing is converted here.
     public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
         events.clear()
         if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
-        if bufferCapacity < events.capacity {
-            // Grows once, to the largest Events used; steady state never allocates.
-            buffer.deallocate()
-            bufferCapacity = events.capacity
-            buffer = .allocate(capacity: bufferCapacity)
-        }
-        let slice = UnsafeMutableBufferPointer(start: buffer, count: events.capacity)
-        let count = try Sys.epollWait(epoll.raw, into: slice, timeout: timeout)
-        let raw = buffer
-        events.fill { slots in
-            for index in 0..<count {
-                slots[index] = Event(
-                    token: Token(rawValue: csys_epoll_event_u64(raw + index)),
-                    readiness: Self.readiness(csys_epoll_event_events(raw + index)))
-            }
-            return count
+        let epfd = epoll.raw
+        try events.fillFromKernel { (records) throws(Errno) -> Int in
+            try Sys.epollWait(epfd, into: records, timeout: timeout)
         }
     }
 
@@ -72,19 +55,6 @@ public final class EpollSelector: EventSelector {
         if interest.contains(.writable) { bits |= EPOLLOUT.rawValue }
         if interest.contains(.priority) { bits |= EPOLLPRI.rawValue }
         return bits
-    }
-
-    @inline(__always)
-    static func readiness(_ bits: UInt32) -> Event.Readiness {
-        var readiness: Event.Readiness = []
-        if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
-        if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
-        if bits & EPOLLPRI.rawValue != 0 { readiness.insert(.priority) }
-        if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
-        if bits & EPOLLHUP.rawValue != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
-        // EPOLLERR alone is what a pipe's write end reports when its reader is gone.
-        if bits & EPOLLERR.rawValue != 0 { readiness.formUnion([.error, .writeClosed]) }
-        return readiness
     }
 
     /// Registers with the epoll set from any thread; `epoll_ctl` is thread-safe in the kernel.

@@ -43,7 +43,11 @@ extension Sys {
             }
         } else {
             let ms = timeout.map(milliseconds) ?? -1
+            // Raw call: -errno on failure.
             n = csys_epoll_wait(epfd.rawValue, buffer.baseAddress, capacity, ms)
+            if n >= 0 { return Int(n) }
+            if n == -EINTR { return 0 }
+            throw Errno(-n, call: "epoll_wait")
         }
         if n >= 0 { return Int(n) }
         let code = errno

@@ -85,25 +85,25 @@ extension Sys {
 
     /// send(2) with MSG_NOSIGNAL: a write to a reset peer returns EPIPE, never raises SIGPIPE.
     ///
-    /// Issued through syscall(2): glibc's send is a cancellation point, which costs a
-    /// multi-threaded process an enable/disable of asynchronous cancellation on every call.
-    @inlinable
+    /// Issued as a raw system call (`csys_send`): glibc's send is a cancellation point, which
+    /// costs a multi-threaded process an enable/disable of asynchronous cancellation per call.
+    @inlinable @inline(__always)
     public static func send(
         _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("send", fd, .write) {
+        try retryingRawIO("send", fd, .write) {
             csys_send(fd.rawValue, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL))
         }
     }
 
     /// recv(2); `.processed(0)` is an orderly shutdown by the peer (for stream sockets).
     ///
-    /// Issued through syscall(2), like `send`, to skip glibc's cancellation-point bookkeeping.
-    @inlinable
+    /// Issued as a raw system call (`csys_recv`), like `send`.
+    @inlinable @inline(__always)
     public static func recv(
         _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("recv", fd, .read) {
+        try retryingRawIO("recv", fd, .read) {
             csys_recv(fd.rawValue, buffer.baseAddress, buffer.count, flags)
         }
     }

@@ -9,7 +9,8 @@ import Glibc
 public enum Sys {
     /// Runs `body` (a raw libc call returning -1 on error) until it does not fail with EINTR.
     ///
-    /// The one place EINTR is retried and errno is turned into a typed error.
+    /// With `retryingIO` and `retryingRawIO`, the only places EINTR is retried and an error
+    /// code is turned into a typed error.
     @inlinable @inline(__always)
     public static func retrying<T: FixedWidthInteger>(
         _ call: StaticString, _ body: () -> T
@@ -32,6 +33,25 @@ public enum Sys {
             let result = body()
             if result != -1 { return .processed(result) }
             let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK {
+                WouldBlockLedger.note(fd, direction)
+                return .wouldBlock
+            }
+            if code != EINTR { throw Errno(code, call: call) }
+        }
+    }
+
+    /// Like `retryingIO`, for raw system calls that return `-errno` rather than setting errno
+    /// (the `csys_recv` family): nothing thread-local is read on any path.
+    @inlinable @inline(__always)
+    public static func retryingRawIO(
+        _ call: StaticString, _ fd: FileDescriptor, _ direction: WouldBlockLedger.Direction,
+        _ body: () -> Int
+    ) throws(Errno) -> IOResult<Int> {
+        while true {
+            let result = body()
+            if result >= 0 { return .processed(result) }
+            let code = Int32(truncatingIfNeeded: -result)
             if code == EAGAIN || code == EWOULDBLOCK {
                 WouldBlockLedger.note(fd, direction)
                 return .wouldBlock

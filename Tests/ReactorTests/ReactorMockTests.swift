@@ -93,6 +93,30 @@ struct ReactorMockTests {
         #expect(mock.registrations[FileDescriptor(8)] == nil)
     }
 
+    @Test("a handler that deregisters itself mid-event lives until the iteration ends")
+    func selfRemovalKeepsHandlerAlive() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        weak var weakHandler: RecordingHandler?
+        var token = Token(rawValue: 0)
+        do {
+            let handler = RecordingHandler("self-removing")
+            weakHandler = handler
+            token = try reactor.register(FileDescriptor(12), interest: .readable, handler: handler)
+            handler.onEvent = { event, reactor in
+                reactor.deregister(event.token)
+                // The table no longer owns it; the handler must still be alive here.
+                #expect(weakHandler != nil)
+            }
+        }
+        #expect(weakHandler != nil)  // the reactor owns it now
+        mock.inject(Event(token: token, readiness: .readable))
+        try reactor.runOnce(timeout: .zero)
+        #expect(reactor.handlerCount == 0)
+        // Released once the iteration ended.
+        #expect(weakHandler == nil)
+    }
+
     @Test("timers fire in deadline order, equal deadlines in scheduling order")
     func timerOrdering() throws {
         let reactor = try Reactor(selector: MockSelector())

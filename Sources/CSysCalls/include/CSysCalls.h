@@ -36,18 +36,61 @@ static inline int csys_epoll_pwait2(int epfd, struct epoll_event *events, int ma
     return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, NULL, (size_t)0);
 }
 
-// recv, send and epoll_wait by number. glibc's wrappers are pthread cancellation points:
-// in a multi-threaded process each call enables and disables asynchronous cancellation
-// (about 60 instructions per echo). swift-reactor never cancels threads, so it skips that.
-static inline long csys_recv(int fd, void *buffer, size_t length, int flags) {
-    return syscall(SYS_recvfrom, fd, buffer, length, flags, NULL, NULL);
+// recv, send and epoll_wait as raw system calls that return -errno instead of setting errno.
+// glibc's wrappers are pthread cancellation points: in a multi-threaded process each call
+// enables and disables asynchronous cancellation (about 60 instructions per echo), and errno
+// is thread-local storage. swift-reactor never cancels threads, so on x86_64 and aarch64 these
+// issue the instruction directly (as musl and Rust's rustix do); elsewhere they go through
+// syscall(2) and convert errno.
+#if defined(__x86_64__)
+static inline __attribute__((always_inline)) long csys_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
+                                     long a6) {
+    long result;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(result)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return result;
 }
-static inline long csys_send(int fd, const void *buffer, size_t length, int flags) {
-    return syscall(SYS_sendto, fd, buffer, length, flags, NULL, 0);
+#elif defined(__aarch64__)
+static inline __attribute__((always_inline)) long csys_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
+                                     long a6) {
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a1;
+    register long x1 __asm__("x1") = a2;
+    register long x2 __asm__("x2") = a3;
+    register long x3 __asm__("x3") = a4;
+    register long x4 __asm__("x4") = a5;
+    register long x5 __asm__("x5") = a6;
+    __asm__ volatile("svc 0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory", "cc");
+    return x0;
 }
-static inline int csys_epoll_wait(int epfd, struct epoll_event *events, int maxevents,
+#else
+static inline __attribute__((always_inline)) long csys_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
+                                     long a6) {
+    long result = syscall(n, a1, a2, a3, a4, a5, a6);
+    return result == -1 ? -(long)errno : result;
+}
+#endif
+
+/// recvfrom(fd, buffer, length, flags, NULL, NULL): bytes received, or -errno.
+static inline __attribute__((always_inline)) long csys_recv(int fd, void *buffer, size_t length, int flags) {
+    return csys_raw_syscall6(SYS_recvfrom, fd, (long)buffer, (long)length, flags, 0, 0);
+}
+/// sendto(fd, buffer, length, flags, NULL, 0): bytes sent, or -errno.
+static inline __attribute__((always_inline)) long csys_send(int fd, const void *buffer, size_t length, int flags) {
+    return csys_raw_syscall6(SYS_sendto, fd, (long)buffer, (long)length, flags, 0, 0);
+}
+/// epoll_pwait(epfd, events, maxevents, timeout, NULL): ready count, or -errno.
+static inline __attribute__((always_inline)) int csys_epoll_wait(int epfd, struct epoll_event *events, int maxevents,
                                   int timeout) {
-    return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, NULL, (size_t)8);
+    return (int)csys_raw_syscall6(SYS_epoll_pwait, epfd, (long)events, maxevents, timeout, 0, 8);
 }
 
 static inline int csys_errno(void) { return errno; }
