@@ -157,6 +157,19 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Bytes read but not yet consumed by the delegate.
+    public var bufferedInputBytes: Int { input.count }
+
+    /// Offers the buffered (unconsumed) input to the delegate again now, without waiting for
+    /// new bytes: for a delegate that declined input earlier (e.g. while its output was backed
+    /// up) and is ready for it, typically from `connectionDidDrain`. No-op when nothing is
+    /// buffered or the connection is not open. (During a delivery the buffer is handed out,
+    /// so a call from inside `connection(_:didRead:)` does nothing.)
+    public func redeliverBufferedInput() {
+        guard state == .open, !input.isEmpty else { return }
+        deliver(UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
     /// Closes after everything queued has been sent; stops reading now.
     public func close() {
         guard state == .open else { return }

@@ -75,6 +75,45 @@ struct FramingTests {
         }
     }
 
+    @Test(
+        "input a delegate declined is offered again by redeliverBufferedInput, with no new bytes",
+        arguments: ["epoll", "poll"])
+    func redeliverDeclinedInput(backend: String) throws {
+        try checkingDescriptorLeaks {
+            if backend == "epoll" {
+                try runRedeliver(EpollSelector.self)
+            } else {
+                try runRedeliver(PollSelector.self)
+            }
+        }
+    }
+
+    private func runRedeliver<Backend: EventSelector>(_: Backend.Type) throws {
+        let reactor = try Reactor<Backend>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let delegate = DeferringDelegate<Backend>()
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: delegate)
+        try connection.start()
+        _ = try clientEnd.write(Array("abc".utf8))
+        for _ in 0..<5 where delegate.offers.isEmpty {
+            try reactor.runOnce(timeout: .milliseconds(50))
+        }
+        #expect(delegate.offers == [Array("abc".utf8)])
+        #expect(connection.bufferedInputBytes == 3)
+        // Nothing new arrives: the loop alone never offers the bytes again.
+        try reactor.runOnce(timeout: .milliseconds(20))
+        #expect(delegate.offers.count == 1)
+        delegate.busy = false
+        connection.redeliverBufferedInput()
+        #expect(delegate.offers == [Array("abc".utf8), Array("abc".utf8)])
+        #expect(delegate.taken == Array("abc".utf8))
+        #expect(connection.bufferedInputBytes == 0)
+        connection.redeliverBufferedInput()  // nothing buffered: no call
+        #expect(delegate.offers.count == 2)
+        try clientEnd.close()
+        reactor.shutdown()
+    }
+
     private func runLines<Backend: EventSelector>(_: Backend.Type) throws {
         let reactor = try Reactor<Backend>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
@@ -94,6 +133,23 @@ struct FramingTests {
         #expect(collector.lines.count == 3)
         try clientEnd.close()
         reactor.shutdown()
+    }
+}
+
+/// Declines input while `busy`; takes it all otherwise.
+final class DeferringDelegate<Backend: EventSelector>: ConnectionDelegate {
+    var busy = true
+    var offers: [[UInt8]] = []
+    var taken: [UInt8] = []
+
+    func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer) -> Int
+    {
+        offers.append(Array(bytes))
+        if busy { return 0 }
+        taken += bytes
+        // Re-entrant call during a delivery: must be a no-op.
+        connection.redeliverBufferedInput()
+        return bytes.count
     }
 }
 
