@@ -105,15 +105,8 @@ extension Scenarios {
         let failures = ThreadFailures()
         try withWatchdog(selector) {
             let start = ContinuousClock.now
-            let thread = try TestThread {
-                sleep(milliseconds: 100)
-                failures.run("wake") { try waker.wake() }
-            }
-            defer { thread.join() }
-            var events = Events(capacity: 8)
-            repeat {
-                try selector.select(into: &events, timeout: nil)
-            } while events.isEmpty
+            let events = try selectUntilWokenFromAnotherThread(
+                selector, waker, afterMilliseconds: 100, failures: failures)
             let elapsed = ContinuousClock.now - start
             #expect(events.map(\.token) == [23], "\(Array(events))")
             #expect(elapsed >= .milliseconds(90), "returned after \(elapsed)")

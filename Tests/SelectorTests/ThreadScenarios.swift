@@ -14,15 +14,8 @@ extension Scenarios {
         let waker = try selector.makeWaker(token: 17)
         let failures = ThreadFailures()
         try withWatchdog(selector) {
-            let thread = try TestThread {
-                sleep(milliseconds: 50)
-                failures.run("wake") { try waker.wake() }
-            }
-            defer { thread.join() }
-            var events = Events(capacity: 8)
-            repeat {
-                try selector.select(into: &events, timeout: nil)
-            } while events.isEmpty
+            let events = try selectUntilWokenFromAnotherThread(
+                selector, waker, afterMilliseconds: 50, failures: failures)
             #expect(events.contains { $0.token == 17 && $0.isReadable }, "\(Array(events))")
             #expect(!events.contains { $0.token == watchdogToken }, "select did not wake")
         }

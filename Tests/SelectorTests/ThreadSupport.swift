@@ -1,4 +1,6 @@
+import Selector
 import SysCalls
+import TestSupport
 
 // Failures on helper threads (TestThread and the signal helpers are in TestSupport).
 
@@ -18,4 +20,22 @@ final class ThreadFailures: @unchecked Sendable {
 
     /// Everything recorded so far.
     var all: [String] { lock.withLock { messages } }
+}
+
+/// Wakes `waker` from another thread after `delay` milliseconds while this thread blocks in
+/// `select(timeout: nil)` until something is reported; returns what was. A failed wake is
+/// recorded in `failures`.
+func selectUntilWokenFromAnotherThread<S: EventSelector>(
+    _ selector: S, _ waker: S.Waker, afterMilliseconds delay: Int, failures: ThreadFailures
+) throws -> Events {
+    let thread = try TestThread {
+        sleep(milliseconds: delay)
+        failures.run("wake") { try waker.wake() }
+    }
+    defer { thread.join() }
+    var events = Events(capacity: 8)
+    repeat {
+        try selector.select(into: &events, timeout: nil)
+    } while events.isEmpty
+    return events
 }
