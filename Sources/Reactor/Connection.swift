@@ -43,27 +43,60 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     public var userInfo: Int = 0
 
     // Field order keeps the small ones together: an idle connection should cost little memory.
-    private let fd: FileDescriptor
-    private var state = State.idle
+    // `write` is inlined into delegates in other modules, so what it touches is
+    // @usableFromInline, and unchecked exclusivity spares those call sites a dynamic check
+    // (only the reactor's thread touches these fields, and no access overlaps another).
+    @usableFromInline let fd: FileDescriptor
+    @usableFromInline @exclusivity(unchecked) var state = ConnectionState.idle {
+        didSet {
+            if state == .open { readStops &= ~ReadStop.notOpen } else { readStops |= ReadStop.notOpen }
+        }
+    }
     /// Whether `extras.output` holds bytes (so that testing it loads no side object).
-    private var outputPending = false
+    @usableFromInline @exclusivity(unchecked) var outputPending = false
     private var interest: Interest = .readable
-    private var readingPaused = false
-    private var peerClosed = false
+    /// Why reading is stopped (`ReadStop` bits): zero while reading may go on, so the read
+    /// path tests one byte.
+    private var readStops = ReadStop.notOpen
     private let shortReadMeansDrained = Backend.shortReadMeansDrained
     private unowned(unsafe) let reactor: Reactor<Backend>
     // Read on every event; a non-generic object, so no metadata lookup per access.
-    private unowned(unsafe) let context: LoopContext
+    @usableFromInline unowned(unsafe) let context: LoopContext
     private let settings: ConnectionSettings
     // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
     // another (`deliver` swaps `input` out before handing bytes to the delegate).
-    @exclusivity(unchecked) private var input: [UInt8] = []
-    private var lastActivity: UInt64 = 0
+    @exclusivity(unchecked) private var input: [UInt8] = [] {
+        didSet { hasBufferedInput = !input.isEmpty }
+    }
+    /// `!input.isEmpty`, kept in a byte of this object for the read path.
+    private var hasBufferedInput = false
+    @usableFromInline @exclusivity(unchecked) var lastActivity: UInt64 = 0
     // What only some connections need (queued output, timers, a close reason), allocated on
     // first use so that an idle connection stays small.
     @exclusivity(unchecked) private var extras: ConnectionExtras?
 
-    private enum State { case idle, open, closing, closed }
+
+    private enum ReadStop {
+        /// `state` is not `.open`.
+        static var notOpen: UInt8 { 1 }
+        /// Output is above the high watermark.
+        static var paused: UInt8 { 2 }
+        /// The peer sent EOF.
+        static var peerClosed: UInt8 { 4 }
+    }
+
+    private var readingPaused: Bool {
+        get { readStops & ReadStop.paused != 0 }
+        set { readStops = newValue ? readStops | ReadStop.paused : readStops & ~ReadStop.paused }
+    }
+
+    private var peerClosed: Bool {
+        get { readStops & ReadStop.peerClosed != 0 }
+        set {
+            readStops =
+                newValue ? readStops | ReadStop.peerClosed : readStops & ~ReadStop.peerClosed
+        }
+    }
 
     private var extra: ConnectionExtras {
         if let extras { return extras }
@@ -107,7 +140,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Registers with the reactor (readable) and arms the idle timer.
     public func start() throws(Errno) {
         precondition(state == .idle, "Connection.start() called twice")
-        token = try reactor.register(fd, interest: .readable, handler: self)
+        token = try reactor.register(self, interest: .readable)
         state = .open
         lastActivity = context.now
         if settings.idleNanoseconds > 0 {
@@ -128,7 +161,20 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // MARK: Writing
 
     /// Sends `bytes`, queueing what the kernel does not take now. Ignored once closing.
+    ///
+    /// Inlined into the caller: the common case (open, nothing queued, the kernel takes it
+    /// all) is one system call and a store; everything else is out of line.
+    @inlinable @inline(__always)
     public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open, !outputPending, !bytes.isEmpty else { return writeQueued(bytes) }
+        let sent = Sys.sendAttempt(fd, bytes)
+        guard sent == bytes.count else { return writeRest(bytes, sent: sent) }
+        lastActivity = context.now
+    }
+
+    /// `write` when output is queued, the connection is not open, or `bytes` is empty.
+    @usableFromInline @inline(never)
+    func writeQueued(_ bytes: UnsafeRawBufferPointer) {
         guard state == .open, !bytes.isEmpty else { return }
         if outputPending { return enqueue(bytes) }
         let result: IOResult<Int>
@@ -144,6 +190,22 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         case .wouldBlock:
             enqueue(bytes)
         }
+    }
+
+    /// `write` after a send that did not take everything: `sent` bytes, or -errno.
+    @usableFromInline @inline(never)
+    func writeRest(_ bytes: UnsafeRawBufferPointer, sent: Int) {
+        if sent >= 0 {
+            lastActivity = context.now
+            return enqueue(UnsafeRawBufferPointer(rebasing: bytes[sent...]))
+        }
+        let code = Int32(truncatingIfNeeded: -sent)
+        if code == Errno.EINTR.code { return writeQueued(bytes) }
+        if code == Errno.EAGAIN.code {  // EWOULDBLOCK is the same number
+            WouldBlockLedger.note(fd, .write)
+            return enqueue(bytes)
+        }
+        fail(Errno(code, call: "send"))
     }
 
     /// Sends `bytes` (see `write(_:)` for buffers).
@@ -198,7 +260,19 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // MARK: EventHandler
 
     /// Reads, flushes or fails according to `event`.
-    public func handle(_ event: Event, reactor: Reactor<Backend>) {
+    public func handle(_ event: Event, reactor: Reactor<Backend>) { handleEvent(event) }
+
+    /// `handle`'s body; the reactor's dispatch loop inlines it.
+    @inline(__always)
+    func handleEvent(_ event: Event) {
+        // The common event, readable alone, reads without testing the others.
+        if event.isReadableOnly { return readAvailable(sawReadClosed: false) }
+        handleAnyEvent(event)
+    }
+
+    /// `handleEvent` for every event but readable alone.
+    @inline(never)
+    private func handleAnyEvent(_ event: Event) {
         if event.isWritable || event.isWriteClosed, hasOutput { flush() }
         if event.isReadable || event.isReadClosed || event.isError {
             readAvailable(sawReadClosed: event.isReadClosed || event.isError)
@@ -282,15 +356,16 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     @inline(__always)
-    private var canRead: Bool { state == .open && !readingPaused && !peerClosed }
+    private var canRead: Bool { readStops == 0 }
 
     /// One recv, delivered; true when the socket may hold more.
     @inline(__always)
     private func readOnce(sawReadClosed: Bool) -> Bool {
-        let buffer = context.readBuffer
+        let base = context.readBase
         let result: IOResult<Int>
         do {
-            result = try Sys.recv(fd, into: buffer)
+            result = try Sys.recv(
+                fd, into: UnsafeMutableRawBufferPointer(start: base, count: LoopContext.readSize))
         } catch {
             finish(.error(error))
             return false
@@ -305,15 +380,15 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             return false
         case .processed(let count):
             lastActivity = context.now
-            deliver(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            deliver(UnsafeRawBufferPointer(start: base, count: count))
             // A short read drained the socket; the backend reports the next arrival.
-            return count == buffer.count || !shortReadMeansDrained || sawReadClosed
+            return count == LoopContext.readSize || !shortReadMeansDrained || sawReadClosed
         }
     }
 
     @inline(__always)
     private func deliver(_ fresh: UnsafeRawBufferPointer) {
-        if input.isEmpty {
+        if !hasBufferedInput {
             let consumed = delegate.connection(self, didRead: fresh)
             // The common case ends here: the delegate took everything, nothing is copied.
             guard consumed < fresh.count, state != .closed else { return }
@@ -415,6 +490,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         }
     }
 }
+
+/// Where a `Connection` is in its life. Not nested in the generic class, so comparing two
+/// costs a byte compare even in unspecialized code.
+@usableFromInline
+enum ConnectionState: UInt8 { case idle, open, closing, closed }
 
 /// The parts of a `Connection` that only some connections need, allocated on first use.
 final class ConnectionExtras {

@@ -1,10 +1,11 @@
 import Selector
 import SysCalls
 
-/// Handlers indexed by token: `index | generation << 32`.
+/// Handlers indexed by token: `index | tag << 32`, where a slot's tag is
+/// `generation << 8 | kind`.
 ///
-/// A slot's generation changes every time it is freed, so an event still queued for a
-/// handler that was removed (and whose descriptor number and slot were reused) carries a
+/// A slot's generation (24 bits) changes every time it is freed, so an event still queued for
+/// a handler that was removed (and whose descriptor number and slot were reused) carries a
 /// token that no longer matches and is dropped instead of reaching the new handler.
 ///
 /// Nothing here depends on the reactor's `Backend`, so the per-event lookup is specialized code
@@ -15,16 +16,35 @@ import SysCalls
 /// (`releaseRetired`) only between iterations, so a handler that removes itself mid-event
 /// stays alive until its call returns. Slots live in manually managed memory so that reading
 /// one copies no reference-counted storage.
+///
+/// The kind in the tag (and so in every token) says how to call the handler: the reactor's
+/// own `Connection`s directly (their event code inlined into the dispatch loop), any other
+/// handler through its type. A free slot's kind is zero, which no token carries, so one
+/// compare of the tag checks both that the slot is live and that the token is current.
 final class HandlerTable {
+    /// What a slot holds.
+    enum Kind: UInt8 {
+        /// Nothing: the slot is on the free list.
+        case free
+        /// A handler reached through its dynamic type (`_dispatch`).
+        case handler
+        /// A `Connection<Backend>` of this table's reactor.
+        case connection
+    }
+
+    /// 32 bytes, so a slot's address is one shift away from its index.
     struct Slot {
         /// Borrowed; kept alive by `owners[index]` (or `retired`).
         var object: Unmanaged<AnyObject>
         /// The handler's dynamic type, through which it is called.
         var type: any _ErasedEventHandler.Type
-        var generation: UInt32
-        /// The free list's link: -2 marks a live slot, -1 ends the list.
-        var nextFree: Int32
-        var fd: FileDescriptor
+        /// `generation << 8 | kind`.
+        var tag: UInt32
+        /// The descriptor while the slot is live; the free list's next index (-1 ends it)
+        /// while it is free.
+        var link: Int32
+
+        var kind: Kind { Kind(rawValue: UInt8(truncatingIfNeeded: tag)) ?? .free }
     }
 
     // Unchecked exclusivity: used on the reactor's thread only, and no access overlaps another
@@ -49,28 +69,33 @@ final class HandlerTable {
         slots.deallocate()
     }
 
-    func insert(_ handler: any _ErasedEventHandler, fd: FileDescriptor) -> Token {
+    /// Adds `handler` (of `kind`, which must not be `.free`) for `fd`; returns its token.
+    func insert(
+        _ handler: any _ErasedEventHandler, fd: FileDescriptor, kind: Kind = .handler
+    ) -> Token {
+        precondition(kind != .free, "HandlerTable.insert: a live slot needs a kind")
         let index: Int
         let object = Unmanaged<AnyObject>.passUnretained(handler)
         if freeHead >= 0 {
             index = Int(freeHead)
-            freeHead = slots[index].nextFree
+            freeHead = slots[index].link
             slots[index].object = object
             slots[index].type = type(of: handler)
-            slots[index].nextFree = -2
-            slots[index].fd = fd
+            slots[index].tag = slots[index].tag & ~0xFF | UInt32(kind.rawValue)
+            slots[index].link = fd.rawValue
             owners[index] = handler
         } else {
             if used == capacity { grow() }
             index = used
             (slots + index).initialize(
                 to: Slot(
-                    object: object, type: type(of: handler), generation: 0, nextFree: -2, fd: fd))
+                    object: object, type: type(of: handler), tag: UInt32(kind.rawValue),
+                    link: fd.rawValue))
             used += 1
             owners.append(handler)
         }
         count += 1
-        return Self.token(index: index, generation: slots[index].generation)
+        return Self.token(index: index, tag: slots[index].tag)
     }
 
     private func grow() {
@@ -82,27 +107,41 @@ final class HandlerTable {
     }
 
     @inline(__always)
-    static func token(index: Int, generation: UInt32) -> Token {
-        Token(rawValue: UInt64(generation) << 32 | UInt64(UInt32(index)))
+    static func token(index: Int, tag: UInt32) -> Token {
+        Token(rawValue: UInt64(tag) << 32 | UInt64(UInt32(index)))
     }
 
     /// The live slot of `token`, or nil if it is stale or unknown.
     @inline(__always)
     func slotIndex(_ token: Token) -> Int? {
         let index = Int(token.rawValue & 0xFFFF_FFFF)
-        guard index < used, slots[index].generation == UInt32(token.rawValue >> 32),
-            slots[index].nextFree == -2
+        guard index < used else { return nil }
+        let slot = slots[index]
+        guard slot.tag == UInt32(truncatingIfNeeded: token.rawValue >> 32), slot.kind != .free
         else { return nil }
         return index
     }
 
-    /// Calls `handle` on the live handler of `event.token` without retaining it; stale and
-    /// unknown tokens are ignored.
+    /// Calls the live handler of `event.token` without retaining it: a `Connection` directly
+    /// (inlined), any other handler through its type. Stale and unknown tokens are ignored.
     @inline(__always)
-    func dispatch(_ event: Event, reactor: AnyObject) {
-        guard let index = slotIndex(event.token) else { return }
-        let slot = slots[index]
-        slot.type._dispatch(slot.object, event, reactor: reactor)
+    func dispatch<Backend>(_ event: Event, reactor: Reactor<Backend>) {
+        let raw = event.token.rawValue
+        let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: raw))
+        guard index < used else { return }
+        let slot = slots + index
+        let tag = UInt32(truncatingIfNeeded: raw >> 32)
+        guard slot.pointee.tag == tag else { return }
+        // The tag matched, so the token's kind is the slot's (a free slot's never matches a
+        // live kind).
+        let kind = UInt8(truncatingIfNeeded: tag)
+        if kind == Kind.connection.rawValue {
+            slot.pointee.object._withUnsafeGuaranteedRef {
+                unsafeDowncast($0, to: Connection<Backend>.self).handleEvent(event)
+            }
+        } else if kind == Kind.handler.rawValue {
+            slot.pointee.type._dispatch(slot.pointee.object, event, reactor: reactor)
+        }
     }
 
     /// The live handler of `token` (retained), or nil.
@@ -112,19 +151,21 @@ final class HandlerTable {
     }
 
     func fd(for token: Token) -> FileDescriptor? {
-        slotIndex(token).map { slots[$0].fd }
+        slotIndex(token).map { FileDescriptor(rawValue: slots[$0].link) }
     }
 
     /// Frees the slot of `token`; the handler stays alive until `releaseRetired()`.
     func remove(_ token: Token) -> (any _ErasedEventHandler, FileDescriptor)? {
         guard let index = slotIndex(token), let handler = owners[index] else { return nil }
+        let fd = FileDescriptor(rawValue: slots[index].link)
         owners[index] = nil
         retired.append(handler)
-        slots[index].generation &+= 1
-        slots[index].nextFree = freeHead
+        // Next generation (24 bits, wrapping), kind free.
+        slots[index].tag = (slots[index].tag >> 8 &+ 1) << 8
+        slots[index].link = freeHead
         freeHead = Int32(index)
         count -= 1
-        return (handler, slots[index].fd)
+        return (handler, fd)
     }
 
     /// Drops the references of removed handlers (between loop iterations).
@@ -136,8 +177,7 @@ final class HandlerTable {
     /// Every live token, for shutdown.
     func liveTokens() -> [Token] {
         (0..<used).compactMap { index in
-            slots[index].nextFree == -2
-                ? Self.token(index: index, generation: slots[index].generation) : nil
+            slots[index].kind != .free ? Self.token(index: index, tag: slots[index].tag) : nil
         }
     }
 }

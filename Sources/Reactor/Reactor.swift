@@ -65,7 +65,9 @@ public final class Reactor<Backend: EventSelector> {
 
     /// Scratch space every handler on this reactor reads into (64 KiB, allocated once):
     /// one buffer per thread instead of one per connection.
-    public var readBuffer: UnsafeMutableRawBufferPointer { context.readBuffer }
+    public var readBuffer: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: context.readBase, count: LoopContext.readSize)
+    }
 
     // MARK: Registration
 
@@ -75,7 +77,20 @@ public final class Reactor<Backend: EventSelector> {
     public func register(
         _ fd: FileDescriptor, interest: Interest, handler: any EventHandler<Backend>
     ) throws(Errno) -> Token {
-        let token = context.handlers.insert(handler, fd: fd)
+        try register(fd, interest: interest, handler: handler, kind: .handler)
+    }
+
+    /// Registers a `Connection`: its events are handled by code inlined into the loop.
+    func register(_ connection: Connection<Backend>, interest: Interest) throws(Errno) -> Token {
+        try register(
+            connection.fd, interest: interest, handler: connection, kind: .connection)
+    }
+
+    private func register(
+        _ fd: FileDescriptor, interest: Interest, handler: any _ErasedEventHandler,
+        kind: HandlerTable.Kind
+    ) throws(Errno) -> Token {
+        let token = context.handlers.insert(handler, fd: fd, kind: kind)
         do {
             try selector.register(fd, token: token, interest: interest)
         } catch {
@@ -220,7 +235,7 @@ public final class Reactor<Backend: EventSelector> {
 
 /// The loop's state that the per-event path touches, kept out of the generic `Reactor<Backend>`
 /// so that reaching it costs a plain field load and dispatch runs as specialized code.
-final class LoopContext {
+@usableFromInline final class LoopContext {
     // Unchecked exclusivity: touched only on the reactor's thread; `select` fills `events`
     // before dispatch reads it, and handlers are looked up, then called with the table released.
     /// What the last `select` reported.
@@ -228,11 +243,13 @@ final class LoopContext {
     /// The registrations.
     let handlers = HandlerTable()
     /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
-    var now: UInt64 = Sys.monotonicNanoseconds()
+    @usableFromInline @exclusivity(unchecked) var now: UInt64 = Sys.monotonicNanoseconds()
     /// The earliest pending timer's deadline, `.max` when none is pending.
     var nextTimerDeadline: UInt64 = .max
-    /// The shared read buffer (64 KiB).
-    let readBuffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 64 << 10, alignment: 16)
+    /// The shared read buffer's size.
+    static var readSize: Int { 64 << 10 }
+    /// The shared read buffer (`readSize` bytes).
+    let readBase = UnsafeMutableRawPointer.allocate(byteCount: LoopContext.readSize, alignment: 16)
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
 
@@ -241,18 +258,20 @@ final class LoopContext {
     }
 
     /// Hands each event to its handler; stale and unknown tokens (and the waker's) find no
-    /// live slot and are skipped.
-    func dispatch(reactor: AnyObject) {
+    /// live slot and are skipped. Generic only to name `reactor`'s connections: it needs no
+    /// metadata of `Backend`, so it runs as fast unspecialized.
+    func dispatch<Backend>(reactor: Reactor<Backend>) {
+        let events = self.events
+        let handlers = self.handlers
         var index = 0
         while index < events.endIndex {
-            let event = events[index]
-            handlers.dispatch(event, reactor: reactor)
+            handlers.dispatch(events.unsafeEvent(at: index), reactor: reactor)
             index &+= 1
         }
     }
 
     deinit {
-        readBuffer.deallocate()
+        readBase.deallocate()
         ioVectors.deallocate()
     }
 }

@@ -79,6 +79,9 @@ public struct Event: Hashable, Sendable, CustomStringConvertible {
     @inlinable public var isWriteClosed: Bool {
         bits & (0x4000 | Self.kernelHangUp | Self.kernelError) != 0
     }
+    /// Readable and nothing else: the most common event, tested with one compare.
+    @inlinable public var isReadableOnly: Bool { bits == 0x0001 }
+
     /// Priority data is pending.
     @inlinable public var isPriority: Bool { bits & 0x0002 != 0 }
 

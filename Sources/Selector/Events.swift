@@ -38,6 +38,11 @@ public struct Events: RandomAccessCollection {
     /// True when the buffer holds `capacity` events.
     @inlinable public var isFull: Bool { filled >= capacity }
 
+    /// The event at `position`, which must be below `endIndex` (unchecked): for a loop that
+    /// has already bounded its index, such as a reactor's dispatch.
+    @inlinable @inline(__always)
+    public func unsafeEvent(at position: Int) -> Event { storage.event(at: position) }
+
     /// Empties the buffer, keeping its memory (backends call this first).
     @inlinable
     public mutating func clear() { filled = 0 }

@@ -96,6 +96,14 @@ extension Sys {
         }
     }
 
+    /// send(2) with MSG_NOSIGNAL, as one raw attempt: the bytes sent, or -errno (EINTR and
+    /// EAGAIN included, and EAGAIN is not noted in `WouldBlockLedger`). For a hot path that
+    /// handles everything but full success out of line; others use `send`.
+    @inlinable @inline(__always)
+    public static func sendAttempt(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) -> Int {
+        csys_send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+    }
+
     /// recv(2); `.processed(0)` is an orderly shutdown by the peer (for stream sockets).
     ///
     /// Issued as a raw system call (`csys_recv`), like `send`.
