@@ -49,7 +49,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     @usableFromInline let fd: FileDescriptor
     @usableFromInline @exclusivity(unchecked) var state = ConnectionState.idle {
         didSet {
-            if state == .open { readStops &= ~ReadStop.notOpen } else { readStops |= ReadStop.notOpen }
+            if state == .open {
+                readStops &= ~ReadStop.notOpen
+            } else {
+                readStops |= ReadStop.notOpen
+            }
         }
     }
     /// Whether `extras.output` holds bytes (so that testing it loads no side object).
@@ -59,6 +63,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// path tests one byte.
     private var readStops = ReadStop.notOpen
     private let shortReadMeansDrained = Backend.shortReadMeansDrained
+    /// `!input.isEmpty`, kept in a byte of this object for the read path.
+    private var hasBufferedInput = false
     private unowned(unsafe) let reactor: Reactor<Backend>
     // Read on every event; a non-generic object, so no metadata lookup per access.
     @usableFromInline unowned(unsafe) let context: LoopContext
@@ -68,13 +74,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     @exclusivity(unchecked) private var input: [UInt8] = [] {
         didSet { hasBufferedInput = !input.isEmpty }
     }
-    /// `!input.isEmpty`, kept in a byte of this object for the read path.
-    private var hasBufferedInput = false
     @usableFromInline @exclusivity(unchecked) var lastActivity: UInt64 = 0
     // What only some connections need (queued output, timers, a close reason), allocated on
     // first use so that an idle connection stays small.
     @exclusivity(unchecked) private var extras: ConnectionExtras?
-
 
     private enum ReadStop {
         /// `state` is not `.open`.
@@ -260,13 +263,16 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // MARK: EventHandler
 
     /// Reads, flushes or fails according to `event`.
-    public func handle(_ event: Event, reactor: Reactor<Backend>) { handleEvent(event) }
+    public func handle(_ event: Event, reactor: Reactor<Backend>) {
+        handleEvent(event, in: context)
+    }
 
-    /// `handle`'s body; the reactor's dispatch loop inlines it.
+    /// `handle`'s body; the reactor's dispatch loop inlines it. (`context` is this
+    /// connection's; the loop passes the one it holds.)
     @inline(__always)
-    func handleEvent(_ event: Event) {
+    func handleEvent(_ event: Event, in context: LoopContext) {
         // The common event, readable alone, reads without testing the others.
-        if event.isReadableOnly { return readAvailable(sawReadClosed: false) }
+        if event.isReadableOnly { return readAvailable(sawReadClosed: false, in: context) }
         handleAnyEvent(event)
     }
 
@@ -275,7 +281,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private func handleAnyEvent(_ event: Event) {
         if event.isWritable || event.isWriteClosed, hasOutput { flush() }
         if event.isReadable || event.isReadClosed || event.isError {
-            readAvailable(sawReadClosed: event.isReadClosed || event.isError)
+            readAvailable(sawReadClosed: event.isReadClosed || event.isError, in: context)
         }
         if event.isError, state != .closed {
             // Nothing surfaced it through I/O (e.g. reading paused): ask the socket.
@@ -345,14 +351,14 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// code; the loop for more is out of line, as with edge-triggered epoll one short read
     /// usually drains the socket.
     @inline(__always)
-    private func readAvailable(sawReadClosed: Bool) {
-        guard canRead, readOnce(sawReadClosed: sawReadClosed) else { return }
+    private func readAvailable(sawReadClosed: Bool, in context: LoopContext) {
+        guard canRead, readOnce(sawReadClosed: sawReadClosed, in: context) else { return }
         readMore(sawReadClosed: sawReadClosed)
     }
 
     @inline(never)
     private func readMore(sawReadClosed: Bool) {
-        while canRead && readOnce(sawReadClosed: sawReadClosed) {}
+        while canRead && readOnce(sawReadClosed: sawReadClosed, in: context) {}
     }
 
     @inline(__always)
@@ -360,7 +366,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// One recv, delivered; true when the socket may hold more.
     @inline(__always)
-    private func readOnce(sawReadClosed: Bool) -> Bool {
+    private func readOnce(sawReadClosed: Bool, in context: LoopContext) -> Bool {
         let base = context.readBase
         let result: IOResult<Int>
         do {

@@ -26,10 +26,10 @@ final class HandlerTable {
     enum Kind: UInt8 {
         /// Nothing: the slot is on the free list.
         case free
-        /// A handler reached through its dynamic type (`_dispatch`).
-        case handler
         /// A `Connection<Backend>` of this table's reactor.
         case connection
+        /// A handler reached through its dynamic type (`_dispatch`).
+        case handler
     }
 
     /// 32 bytes, so a slot's address is one shift away from its index.
@@ -125,7 +125,7 @@ final class HandlerTable {
     /// Calls the live handler of `event.token` without retaining it: a `Connection` directly
     /// (inlined), any other handler through its type. Stale and unknown tokens are ignored.
     @inline(__always)
-    func dispatch<Backend>(_ event: Event, reactor: Reactor<Backend>) {
+    func dispatch<Backend>(_ event: Event, reactor: Reactor<Backend>, context: LoopContext) {
         let raw = event.token.rawValue
         let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: raw))
         guard index < used else { return }
@@ -137,7 +137,7 @@ final class HandlerTable {
         let kind = UInt8(truncatingIfNeeded: tag)
         if kind == Kind.connection.rawValue {
             slot.pointee.object._withUnsafeGuaranteedRef {
-                unsafeDowncast($0, to: Connection<Backend>.self).handleEvent(event)
+                unsafeDowncast($0, to: Connection<Backend>.self).handleEvent(event, in: context)
             }
         } else if kind == Kind.handler.rawValue {
             slot.pointee.type._dispatch(slot.pointee.object, event, reactor: reactor)

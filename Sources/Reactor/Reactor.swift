@@ -265,7 +265,7 @@ public final class Reactor<Backend: EventSelector> {
         let handlers = self.handlers
         var index = 0
         while index < events.endIndex {
-            handlers.dispatch(events.unsafeEvent(at: index), reactor: reactor)
+            handlers.dispatch(events.unsafeEvent(at: index), reactor: reactor, context: self)
             index &+= 1
         }
     }

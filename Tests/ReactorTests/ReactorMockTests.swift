@@ -72,6 +72,43 @@ struct ReactorMockTests {
         #expect(new.events == [Event(token: newToken, readiness: [.readable, .readClosed])])
     }
 
+    @Test("no token value reaches a handler whose registration has ended")
+    func noTokenReachesAFreedSlot() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let old = RecordingHandler("old")
+        let oldToken = try reactor.register(FileDescriptor(7), interest: .readable, handler: old)
+        #expect(reactor.deregister(oldToken))
+        // Every value of the token's upper half near the old one (the next generations, every
+        // low byte) names the freed slot: none may reach the handler that was there.
+        let index = oldToken.rawValue & 0xFFFF_FFFF
+        let upper = oldToken.rawValue >> 32
+        var forged: [Event] = []
+        for step: UInt64 in 0...2 {
+            for low: UInt64 in 0...255 {
+                let value = ((upper & ~0xFF) &+ step << 8 | low) & 0xFFFF_FFFF
+                forged.append(
+                    Event(token: Token(rawValue: value << 32 | index), readiness: .readable))
+            }
+        }
+        for chunk in stride(from: 0, to: forged.count, by: 256) {
+            mock.inject(Array(forged[chunk..<min(chunk + 256, forged.count)]))
+            try reactor.runOnce(timeout: .zero)
+        }
+        #expect(old.events.isEmpty)
+
+        // The slot's next handler gets its own events only.
+        let new = RecordingHandler("new")
+        let newToken = try reactor.register(FileDescriptor(7), interest: .readable, handler: new)
+        mock.inject([
+            Event(token: oldToken, readiness: .readable),
+            Event(token: newToken, readiness: .readable),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(old.events.isEmpty)
+        #expect(new.events == [Event(token: newToken, readiness: .readable)])
+    }
+
     @Test("a handler removed earlier in the same batch gets none of the batch's later events")
     func removalWithinBatch() throws {
         let mock = MockSelector()

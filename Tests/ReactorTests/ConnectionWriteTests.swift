@@ -1,0 +1,140 @@
+import Net
+import Reactor
+import Selector
+import SysCalls
+import TestSupport
+import Testing
+
+/// A delegate that consumes everything and records how its connection closed.
+final class WriteProbe<Backend: EventSelector>: ConnectionDelegate {
+    var reason: CloseReason?
+
+    func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer) -> Int
+    {
+        bytes.count
+    }
+
+    func connectionDidClose(_ connection: Connection<Backend>, reason: CloseReason) {
+        self.reason = reason
+    }
+}
+
+/// `Connection.write`'s paths: the inlined one (the kernel takes everything), a partial send,
+/// a send refused with EAGAIN while nothing was queued, and a send to a closed peer.
+@Suite("Connection writes", .serialized, .opensDescriptors)
+struct ConnectionWriteTests {
+    /// Reads everything `socket` has now into `received`; true if anything came.
+    private static func drain(_ socket: UnixStream, into received: inout [UInt8]) throws -> Bool {
+        var any = false
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while case .processed(let n) = try socket.read(into: &buffer), n > 0 {
+            received += buffer[..<n]
+            any = true
+        }
+        return any
+    }
+
+    private static func writesAllOfIt<Backend: EventSelector>(_: Backend.Type) throws {
+        try checkingDescriptorLeaks {
+            let reactor = try Reactor<Backend>()
+            let (serverEnd, clientEnd) = try UnixStream.pair()
+            let connection = Connection(
+                socket: serverEnd, reactor: reactor, delegate: WriteProbe<Backend>())
+            try connection.start()
+            connection.write([1, 2, 3])
+            connection.write("four")
+            connection.write(UnsafeRawBufferPointer(start: nil, count: 0))
+            #expect(connection.pendingOutputBytes == 0)
+            var received: [UInt8] = []
+            #expect(try drain(clientEnd, into: &received))
+            #expect(received == [1, 2, 3] + Array("four".utf8))
+            try clientEnd.close()
+            reactor.shutdown()
+        }
+    }
+
+    @Test("a write the kernel takes whole queues nothing", arguments: ["epoll", "poll"])
+    func writeTakenWhole(backend: String) throws {
+        if backend == "epoll" {
+            try Self.writesAllOfIt(EpollSelector.self)
+        } else {
+            try Self.writesAllOfIt(PollSelector.self)
+        }
+    }
+
+    private static func queuesAndDrains<Backend: EventSelector>(_: Backend.Type) throws {
+        try checkingDescriptorLeaks {
+            let reactor = try Reactor<Backend>()
+            let (serverEnd, clientEnd) = try UnixStream.pair()
+            let probe = WriteProbe<Backend>()
+            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+            try connection.start()
+            // One-byte writes until one is refused whole (EAGAIN with nothing queued): exactly
+            // that byte is queued, and every later one queues behind it.
+            var sent: [UInt8] = []
+            var next: UInt8 = 0
+            while connection.pendingOutputBytes == 0 && sent.count < 4_000_000 {
+                connection.write([next])
+                sent.append(next)
+                next &+= 1
+            }
+            #expect(connection.pendingOutputBytes == 1)
+            for _ in 0..<1000 {
+                connection.write([next])
+                sent.append(next)
+                next &+= 1
+            }
+            #expect(connection.pendingOutputBytes == 1001)
+            // A large write behind them is queued whole.
+            let big = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            connection.write(big)
+            sent += big
+            #expect(connection.pendingOutputBytes == 301_001)
+
+            // The peer reads; the reactor flushes the queue as the socket turns writable.
+            var received: [UInt8] = []
+            let start = ContinuousClock.now
+            while received.count < sent.count && ContinuousClock.now - start < .seconds(10) {
+                if !(try drain(clientEnd, into: &received)) {
+                    try reactor.runOnce(timeout: .milliseconds(20))
+                }
+            }
+            #expect(received.count == sent.count)
+            #expect(received == sent)
+            #expect(connection.pendingOutputBytes == 0)
+            #expect(probe.reason == nil)
+            try clientEnd.close()
+            reactor.shutdown()
+        }
+    }
+
+    @Test(
+        "writes refused with EAGAIN or taken in part are queued and sent in order",
+        arguments: ["epoll", "poll"])
+    func refusedAndPartialWrites(backend: String) throws {
+        if backend == "epoll" {
+            try Self.queuesAndDrains(EpollSelector.self)
+        } else {
+            try Self.queuesAndDrains(PollSelector.self)
+        }
+    }
+
+    @Test("a write to a closed peer closes the connection with EPIPE, and no SIGPIPE")
+    func writeToClosedPeer() throws {
+        try checkingDescriptorLeaks {
+            let reactor = try Reactor<EpollSelector>()
+            let (serverEnd, clientEnd) = try UnixStream.pair()
+            let probe = WriteProbe<EpollSelector>()
+            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+            try connection.start()
+            try clientEnd.close()
+            connection.write([9, 9, 9])
+            #expect(probe.reason == .error(Errno.EPIPE))
+            #expect(!connection.isOpen)
+            // Further writes are ignored.
+            connection.write([1])
+            #expect(connection.pendingOutputBytes == 0)
+            reactor.shutdown()
+        }
+    }
+}
