@@ -387,10 +387,18 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         case .processed(let count):
             lastActivity = context.now
             deliver(UnsafeRawBufferPointer(start: base, count: count))
-            // A short read drained the socket; the backend reports the next arrival.
-            return count == LoopContext.readSize || !shortReadMeansDrained || sawReadClosed
+            if count == LoopContext.readSize || sawReadClosed { return true }
+            // A short read drained the socket. An edge-triggered backend reports the next
+            // arrival; a level-triggered one (poll) learns from the ledger that it may ask
+            // again, as it would from the EAGAIN of one more read — which is saved.
+            if !shortReadMeansDrained { noteDrained() }
+            return false
         }
     }
+
+    /// Tells a level-triggered backend that reading drained the socket.
+    @inline(never)
+    private func noteDrained() { WouldBlockLedger.note(fd, .read) }
 
     @inline(__always)
     private func deliver(_ fresh: UnsafeRawBufferPointer) {

@@ -6,8 +6,10 @@ import SysCalls
 ///
 /// After reporting a readiness the selector stops asking poll for that direction and notes
 /// the fd's `WouldBlockLedger` count; it asks again once the count moves (someone drained the
-/// fd to EAGAIN through a `Sys` wrapper) or on reregister. So the edge contract is strict
-/// here: a short read or a partial write does not re-arm; reaching EAGAIN does.
+/// fd to EAGAIN through a `Sys` wrapper, or a reader that knows it drained the fd noted it, as
+/// the reactor's `Connection` does after a short read) or on reregister. So the edge contract
+/// is strict here: a short read or a partial write alone does not re-arm; reaching EAGAIN
+/// does.
 /// POLLHUP/POLLERR cannot be masked, so an fd reporting them is left out of the poll set
 /// (negative fd) until its ledger moves. A descriptor closed without deregistering
 /// (POLLNVAL) is reported nothing and polled no more.
