@@ -398,7 +398,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// Tells a level-triggered backend that reading drained the socket.
     @inline(never)
-    private func noteDrained() { WouldBlockLedger.note(fd, .read) }
+    private func noteDrained() { context.ledger.note(fd, .read) }
 
     @inline(__always)
     private func deliver(_ fresh: UnsafeRawBufferPointer) {

@@ -250,6 +250,9 @@ public final class Reactor<Backend: EventSelector> {
     static var readSize: Int { 64 << 10 }
     /// The shared read buffer (`readSize` bytes).
     let readBase = UnsafeMutableRawPointer.allocate(byteCount: LoopContext.readSize, alignment: 16)
+    /// The would-block counters (for level-triggered backends), held to skip the lazy
+    /// global's guard.
+    let ledger = WouldBlockLedger.shared
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
 

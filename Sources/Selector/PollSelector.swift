@@ -23,18 +23,22 @@ public final class PollSelector: EventSelector {
     public static var backendName: String { "poll" }
 
     private let state: State
+    /// The would-block counters, held so the per-slot checks skip the lazy global's guard.
+    private let ledger = WouldBlockLedger.shared
+    // Unchecked exclusivity for what follows: only the selecting thread touches these (the
+    // registry's threads go through `state`), and no access overlaps another.
     // The poll set: index 0 is the internal eventfd, index i + 1 is `slots[i]`.
-    private var pollfds: UnsafeMutablePointer<Sys.PollFD>
-    private var pollCapacity: Int
-    private var slots: [Slot] = []
-    private var spare: [Slot] = []
+    @exclusivity(unchecked) private var pollfds: UnsafeMutablePointer<Sys.PollFD>
+    @exclusivity(unchecked) private var pollCapacity: Int
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var spare: [Slot] = []
     // fd number → index in `slots`, or -1.
-    private var position: [Int32] = []
-    private var wakers: [WakeFlag] = []
+    @exclusivity(unchecked) private var position: [Int32] = []
+    @exclusivity(unchecked) private var wakers: [WakeFlag] = []
     // A waker may be pending unreported (new waker, or `Events` was full).
-    private var wakersPending = false
+    @exclusivity(unchecked) private var wakersPending = false
     // Where the next scan starts, so a full `Events` does not starve later fds.
-    private var cursor = 0
+    @exclusivity(unchecked) private var cursor = 0
 
     /// Opens the internal eventfd (close-on-exec) and an empty poll set.
     public init() throws(Errno) {
@@ -164,10 +168,10 @@ public final class PollSelector: EventSelector {
             let off = slot.disarmed
             if off == 0 || off & Arm.dead != 0 { continue }
             let fd = FileDescriptor(slot.fd)
-            if off & Arm.readFamily != 0, WouldBlockLedger.count(fd, .read) != slot.readMark {
+            if off & Arm.readFamily != 0, ledger.count(fd, .read) != slot.readMark {
                 slot.disarmed &= ~(Arm.readFamily | Arm.whole)
             }
-            if off & Arm.writeFamily != 0, WouldBlockLedger.count(fd, .write) != slot.writeMark {
+            if off & Arm.writeFamily != 0, ledger.count(fd, .write) != slot.writeMark {
                 slot.disarmed &= ~(Arm.writeFamily | Arm.whole)
             }
             if slot.disarmed != off {
@@ -191,8 +195,8 @@ public final class PollSelector: EventSelector {
             if revents & Sys.PollEvent.output != 0 { off |= Arm.output }
             if revents & (Sys.PollEvent.hangUp | Sys.PollEvent.error) != 0 { off |= Arm.all }
             let fd = FileDescriptor(slot.fd)
-            if let read = WouldBlockLedger.count(fd, .read),
-                let write = WouldBlockLedger.count(fd, .write)
+            if let read = ledger.count(fd, .read),
+                let write = ledger.count(fd, .write)
             {
                 // A family already disarmed keeps its older mark, so no drain is missed.
                 if off & Arm.readFamily != 0, slot.disarmed & Arm.readFamily == 0 {

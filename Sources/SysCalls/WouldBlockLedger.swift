@@ -18,34 +18,51 @@ public enum WouldBlockLedger {
         case write = 1
     }
 
-    // Two UInt32 counters per descriptor. calloc of this size is served by mmap, so
-    // untouched pages cost no memory. Never freed: it lives as long as the process.
-    @usableFromInline nonisolated(unsafe) static let table: UnsafeMutablePointer<UInt32> = {
-        let count = 2 * slots
-        let raw = calloc(count, MemoryLayout<UInt32>.stride)!
-        return raw.bindMemory(to: UInt32.self, capacity: count)
-    }()
+    /// The counters: where they live and how many descriptors they cover. A plain value,
+    /// so a hot loop can hold it (`shared` costs a lazy-global check per access).
+    public struct Table: Sendable {
+        // Two UInt32 counters per descriptor, shared by every thread (updated atomically).
+        @usableFromInline nonisolated(unsafe) let base: UnsafeMutablePointer<UInt32>
+        /// Descriptors covered: 0 ..< slots.
+        public let slots: Int
 
-    @usableFromInline static let slots: Int = {
+        /// Records that I/O on `fd` answered EAGAIN in `direction`.
+        @inlinable @inline(__always)
+        public func note(_ fd: FileDescriptor, _ direction: Direction) {
+            let index = Int(fd.rawValue)
+            guard index >= 0, index < slots else { return }
+            csys_atomic_increment_u32(base + (2 * index + direction.rawValue))
+        }
+
+        /// The current counter for `fd` and `direction`; `nil` when `fd` is outside the table.
+        @inlinable @inline(__always)
+        public func count(_ fd: FileDescriptor, _ direction: Direction) -> UInt32? {
+            let index = Int(fd.rawValue)
+            guard index >= 0, index < slots else { return nil }
+            return csys_atomic_load_u32(base + (2 * index + direction.rawValue))
+        }
+    }
+
+    /// The process's table. calloc of its size is served by mmap, so untouched pages cost no
+    /// memory. Never freed: it lives as long as the process.
+    public static let shared: Table = {
         var limit = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         let hard = UInt64(limit.rlim_max)  // RLIM_INFINITY is UInt.max: capped below
-        return Int(min(max(hard, 1024), 1 << 20))
+        let slots = Int(min(max(hard, 1024), 1 << 20))
+        let raw = calloc(2 * slots, MemoryLayout<UInt32>.stride)!
+        return Table(base: raw.bindMemory(to: UInt32.self, capacity: 2 * slots), slots: slots)
     }()
 
     /// Records that I/O on `fd` answered EAGAIN in `direction`.
     @inlinable @inline(__always)
     public static func note(_ fd: FileDescriptor, _ direction: Direction) {
-        let index = Int(fd.rawValue)
-        guard index >= 0, index < slots else { return }
-        csys_atomic_increment_u32(table + (2 * index + direction.rawValue))
+        shared.note(fd, direction)
     }
 
     /// The current counter for `fd` and `direction`; `nil` when `fd` is outside the table.
     @inlinable @inline(__always)
     public static func count(_ fd: FileDescriptor, _ direction: Direction) -> UInt32? {
-        let index = Int(fd.rawValue)
-        guard index >= 0, index < slots else { return nil }
-        return csys_atomic_load_u32(table + (2 * index + direction.rawValue))
+        shared.count(fd, direction)
     }
 }

@@ -23,6 +23,29 @@ struct NonBlockingIOTests {
         }
     }
 
+    @Test("a held ledger table and the static accessors see the same counters")
+    func heldTableSharesCounters() throws {
+        try checkingDescriptorLeaks {
+            let (read, write) = try highPipe(slot: 7)
+            defer {
+                try? Sys.close(read)
+                try? Sys.close(write)
+            }
+            let table = WouldBlockLedger.shared
+            let before = try #require(table.count(read, .read))
+            #expect(WouldBlockLedger.count(read, .read) == before)
+            table.note(read, .read)
+            #expect(WouldBlockLedger.count(read, .read) == before &+ 1)
+            #expect(try readOnce(read) == .wouldBlock)
+            #expect(table.count(read, .read) == before &+ 2)
+            // Outside the table: nothing to count, and noting is a no-op.
+            let outside = FileDescriptor(Int32(truncatingIfNeeded: table.slots))
+            #expect(table.count(outside, .read) == nil)
+            table.note(outside, .read)
+            #expect(table.count(FileDescriptor(-1), .write) == nil)
+        }
+    }
+
     @Test("data and end of file are .processed and leave the counter alone")
     func dataAndEOFAreProcessed() throws {
         try checkingDescriptorLeaks {
