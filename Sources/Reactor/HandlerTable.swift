@@ -8,8 +8,9 @@ import SysCalls
 /// a handler that was removed (and whose descriptor number and slot were reused) carries a
 /// token that no longer matches and is dropped instead of reaching the new handler.
 ///
-/// Nothing here depends on the reactor's `Backend`, so the per-event lookup is specialized code
-/// even where `Reactor<Backend>` itself runs unspecialized. Dispatch borrows (no
+/// Nothing here depends on the reactor's `Backend` (`dispatch` names it only to call the
+/// reactor's `Connection`s and uses no metadata of it), so the per-event lookup runs at full
+/// speed even where `Reactor<Backend>` itself runs unspecialized. Dispatch borrows (no
 /// retain/release per event): a slot holds an unretained reference and the handler's dynamic
 /// type, whose static `_dispatch` calls the handler at +0. `owners` holds the strong
 /// references; `remove` moves a handler's into `retired`, which the reactor empties
