@@ -63,6 +63,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// path tests one byte.
     private var readStops = ReadStop.notOpen
     private let shortReadMeansDrained = Backend.shortReadMeansDrained
+    private let rearmsOnLedgerNotes = Backend.rearmsOnLedgerNotes
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     private unowned(unsafe) let reactor: Reactor<Backend>
@@ -389,16 +390,21 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             deliver(UnsafeRawBufferPointer(start: base, count: count))
             if count == LoopContext.readSize || sawReadClosed { return true }
             // A short read drained the socket. An edge-triggered backend reports the next
-            // arrival; a level-triggered one (poll) learns from the ledger that it may ask
-            // again, as it would from the EAGAIN of one more read — which is saved.
-            if !shortReadMeansDrained { noteDrained() }
-            return false
+            // arrival; poll's emulation learns from the ledger that it may ask again, as it
+            // would from the EAGAIN of one more read — which is saved. Any other backend
+            // gets that read.
+            return shortReadMeansDrained ? false : notedDrained()
         }
     }
 
-    /// Tells a level-triggered backend that reading drained the socket.
+    /// After a short read on a backend that is not edge-triggered: notes the drain in the
+    /// ledger if the backend re-arms from it (false: stop reading), else true (read again).
     @inline(never)
-    private func noteDrained() { context.ledger.note(fd, .read) }
+    private func notedDrained() -> Bool {
+        guard rearmsOnLedgerNotes else { return true }
+        context.ledger.note(fd, .read)
+        return false
+    }
 
     @inline(__always)
     private func deliver(_ fresh: UnsafeRawBufferPointer) {

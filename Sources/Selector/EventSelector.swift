@@ -59,6 +59,12 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// kqueue), so a read that returned less than asked for proves the descriptor drained and
     /// the would-block read can be skipped. False (the default) means: read until would-block.
     static var shortReadMeansDrained: Bool { get }
+
+    /// True when the backend re-arms a direction once the descriptor's `WouldBlockLedger`
+    /// count moves (poll's emulation): a reader that knows it drained a stream socket (a short
+    /// read) may note that in the ledger instead of reading on to would-block. False (the
+    /// default): notes change nothing, read until would-block.
+    static var rearmsOnLedgerNotes: Bool { get }
 }
 
 extension EventSelector {
@@ -80,6 +86,9 @@ extension EventSelector {
 
     /// Default: a backend needs the would-block read to re-arm (poll's emulation does).
     public static var shortReadMeansDrained: Bool { false }
+
+    /// Default: the backend does not read the ledger.
+    public static var rearmsOnLedgerNotes: Bool { false }
 }
 
 /// The thread-safe half of a selector: register, reregister and deregister from any thread.

@@ -22,6 +22,9 @@ public final class PollSelector: EventSelector {
     /// `"poll"`.
     public static var backendName: String { "poll" }
 
+    /// True: a direction re-arms once the descriptor's `WouldBlockLedger` count moves.
+    public static var rearmsOnLedgerNotes: Bool { true }
+
     private let state: State
     /// The would-block counters, held so the per-slot checks skip the lazy global's guard.
     private let ledger = WouldBlockLedger.shared

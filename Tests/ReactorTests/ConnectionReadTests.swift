@@ -1,0 +1,86 @@
+import Net
+import Reactor
+import Selector
+import SysCalls
+import TestSupport
+import Testing
+
+/// Records each delivery and, on the first, makes the peer send more: whether those bytes come
+/// in the same iteration shows whether the connection read again after a short read.
+final class ShortReadProbe<Backend: EventSelector>: ConnectionDelegate {
+    let peer: UnixStream
+    var deliveries: [[UInt8]] = []
+
+    init(peer: UnixStream) { self.peer = peer }
+
+    func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer) -> Int
+    {
+        deliveries.append(Array(bytes))
+        if deliveries.count == 1 { _ = try? peer.write([4, 5]) }
+        return bytes.count
+    }
+}
+
+/// What a `Connection` does after a read shorter than its buffer, per kind of backend.
+@Suite("Connection reads", .serialized, .opensDescriptors)
+struct ConnectionReadTests {
+    @Test(
+        "on a backend that neither reports each arrival nor re-arms from the ledger, a short read is followed by another read"
+    )
+    func mockBackendReadsAgain() throws {
+        #expect(!MockSelector.shortReadMeansDrained)
+        #expect(!MockSelector.rearmsOnLedgerNotes)
+        try checkingDescriptorLeaks {
+            let mock = MockSelector()
+            let reactor = try Reactor(selector: mock)
+            let (serverEnd, clientEnd) = try UnixStream.pair()
+            let probe = ShortReadProbe<MockSelector>(peer: clientEnd)
+            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+            try connection.start()
+            _ = try clientEnd.write([1, 2, 3])
+            mock.inject(Event(token: connection.token, readiness: .readable))
+            try reactor.runOnce(timeout: .zero)
+            // Nothing else reports the later bytes here: they came from the second read.
+            #expect(probe.deliveries == [[1, 2, 3], [4, 5]])
+            try clientEnd.close()
+            reactor.shutdown()
+        }
+    }
+
+    private static func stopsAfterShortRead<Backend: EventSelector>(_: Backend.Type) throws {
+        try checkingDescriptorLeaks {
+            let reactor = try Reactor<Backend>()
+            let (serverEnd, clientEnd) = try UnixStream.pair()
+            let probe = ShortReadProbe<Backend>(peer: clientEnd)
+            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+            try connection.start()
+            _ = try clientEnd.write([1, 2, 3])
+            let start = ContinuousClock.now
+            while probe.deliveries.isEmpty && ContinuousClock.now - start < .seconds(5) {
+                try reactor.runOnce(timeout: .milliseconds(50))
+            }
+            // The short read ended that event's reading: the bytes sent during it wait ...
+            #expect(probe.deliveries == [[1, 2, 3]])
+            // ... for the next event, which the backend does report.
+            while probe.deliveries.count < 2 && ContinuousClock.now - start < .seconds(5) {
+                try reactor.runOnce(timeout: .milliseconds(50))
+            }
+            #expect(probe.deliveries == [[1, 2, 3], [4, 5]])
+            try clientEnd.close()
+            reactor.shutdown()
+        }
+    }
+
+    @Test(
+        "after a short read, epoll (edge-triggered) and poll (re-armed by a ledger note) report the next bytes without a would-block read",
+        arguments: ["epoll", "poll"])
+    func shortReadEndsTheEvent(backend: String) throws {
+        if backend == "epoll" {
+            #expect(EpollSelector.shortReadMeansDrained)
+            try Self.stopsAfterShortRead(EpollSelector.self)
+        } else {
+            #expect(!PollSelector.shortReadMeansDrained && PollSelector.rearmsOnLedgerNotes)
+            try Self.stopsAfterShortRead(PollSelector.self)
+        }
+    }
+}
