@@ -47,40 +47,39 @@ struct ConnectionReadTests {
         }
     }
 
-    private static func stopsAfterShortRead<Backend: EventSelector>(_: Backend.Type) throws {
-        try checkingDescriptorLeaks {
-            let reactor = try Reactor<Backend>()
-            let (serverEnd, clientEnd) = try UnixStream.pair()
-            let probe = ShortReadProbe<Backend>(peer: clientEnd)
-            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
-            try connection.start()
-            _ = try clientEnd.write([1, 2, 3])
-            let start = ContinuousClock.now
-            while probe.deliveries.isEmpty && ContinuousClock.now - start < .seconds(5) {
-                try reactor.runOnce(timeout: .milliseconds(50))
-            }
-            // The short read ended that event's reading: the bytes sent during it wait ...
-            #expect(probe.deliveries == [[1, 2, 3]])
-            // ... for the next event, which the backend does report.
-            while probe.deliveries.count < 2 && ContinuousClock.now - start < .seconds(5) {
-                try reactor.runOnce(timeout: .milliseconds(50))
-            }
-            #expect(probe.deliveries == [[1, 2, 3], [4, 5]])
-            try clientEnd.close()
-            reactor.shutdown()
+    private static func stopsAfterShortRead<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let probe = ShortReadProbe<S>(peer: clientEnd)
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+        try connection.start()
+        _ = try clientEnd.write([1, 2, 3])
+        let start = ContinuousClock.now
+        while probe.deliveries.isEmpty && ContinuousClock.now - start < .seconds(5) {
+            try reactor.runOnce(timeout: .milliseconds(50))
         }
+        // The short read ended that event's reading: the bytes sent during it wait ...
+        #expect(probe.deliveries == [[1, 2, 3]])
+        // ... for the next event, which the backend does report.
+        while probe.deliveries.count < 2 && ContinuousClock.now - start < .seconds(5) {
+            try reactor.runOnce(timeout: .milliseconds(50))
+        }
+        #expect(probe.deliveries == [[1, 2, 3], [4, 5]])
+        try clientEnd.close()
+        reactor.shutdown()
     }
 
     @Test(
         "after a short read, epoll (edge-triggered) and poll (re-armed by a ledger note) report the next bytes without a would-block read",
-        arguments: ["epoll", "poll"])
-    func shortReadEndsTheEvent(backend: String) throws {
-        if backend == "epoll" {
-            #expect(EpollSelector.shortReadMeansDrained)
-            try Self.stopsAfterShortRead(EpollSelector.self)
-        } else {
-            #expect(!PollSelector.shortReadMeansDrained && PollSelector.rearmsOnLedgerNotes)
-            try Self.stopsAfterShortRead(PollSelector.self)
+        arguments: Backend.all)
+    func shortReadEndsTheEvent(_ backend: Backend) throws {
+        try backend.run { selector in
+            switch backend {
+            case .epoll: #expect(EpollSelector.shortReadMeansDrained)
+            case .poll:
+                #expect(!PollSelector.shortReadMeansDrained && PollSelector.rearmsOnLedgerNotes)
+            }
+            try Self.stopsAfterShortRead(selector)
         }
     }
 }

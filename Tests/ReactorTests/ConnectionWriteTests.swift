@@ -34,89 +34,77 @@ struct ConnectionWriteTests {
         return any
     }
 
-    private static func writesAllOfIt<Backend: EventSelector>(_: Backend.Type) throws {
-        try checkingDescriptorLeaks {
-            let reactor = try Reactor<Backend>()
-            let (serverEnd, clientEnd) = try UnixStream.pair()
-            let connection = Connection(
-                socket: serverEnd, reactor: reactor, delegate: WriteProbe<Backend>())
-            try connection.start()
-            connection.write([1, 2, 3])
-            connection.write("four")
-            connection.write(UnsafeRawBufferPointer(start: nil, count: 0))
-            #expect(connection.pendingOutputBytes == 0)
-            var received: [UInt8] = []
-            #expect(try drain(clientEnd, into: &received))
-            #expect(received == [1, 2, 3] + Array("four".utf8))
-            try clientEnd.close()
-            reactor.shutdown()
-        }
+    private static func writesAllOfIt<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let connection = Connection(
+            socket: serverEnd, reactor: reactor, delegate: WriteProbe<S>())
+        try connection.start()
+        connection.write([1, 2, 3])
+        connection.write("four")
+        connection.write(UnsafeRawBufferPointer(start: nil, count: 0))
+        #expect(connection.pendingOutputBytes == 0)
+        var received: [UInt8] = []
+        #expect(try drain(clientEnd, into: &received))
+        #expect(received == [1, 2, 3] + Array("four".utf8))
+        try clientEnd.close()
+        reactor.shutdown()
     }
 
-    @Test("a write the kernel takes whole queues nothing", arguments: ["epoll", "poll"])
-    func writeTakenWhole(backend: String) throws {
-        if backend == "epoll" {
-            try Self.writesAllOfIt(EpollSelector.self)
-        } else {
-            try Self.writesAllOfIt(PollSelector.self)
-        }
+    @Test("a write the kernel takes whole queues nothing", arguments: Backend.all)
+    func writeTakenWhole(_ backend: Backend) throws {
+        try backend.run { try Self.writesAllOfIt($0) }
     }
 
-    private static func queuesAndDrains<Backend: EventSelector>(_: Backend.Type) throws {
-        try checkingDescriptorLeaks {
-            let reactor = try Reactor<Backend>()
-            let (serverEnd, clientEnd) = try UnixStream.pair()
-            let probe = WriteProbe<Backend>()
-            let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
-            try connection.start()
-            // One-byte writes until one is refused whole (EAGAIN with nothing queued): exactly
-            // that byte is queued, and every later one queues behind it.
-            var sent: [UInt8] = []
-            var next: UInt8 = 0
-            while connection.pendingOutputBytes == 0 && sent.count < 4_000_000 {
-                connection.write([next])
-                sent.append(next)
-                next &+= 1
-            }
-            #expect(connection.pendingOutputBytes == 1)
-            for _ in 0..<1000 {
-                connection.write([next])
-                sent.append(next)
-                next &+= 1
-            }
-            #expect(connection.pendingOutputBytes == 1001)
-            // A large write behind them is queued whole.
-            let big = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-            connection.write(big)
-            sent += big
-            #expect(connection.pendingOutputBytes == 301_001)
-
-            // The peer reads; the reactor flushes the queue as the socket turns writable.
-            var received: [UInt8] = []
-            let start = ContinuousClock.now
-            while received.count < sent.count && ContinuousClock.now - start < .seconds(10) {
-                if !(try drain(clientEnd, into: &received)) {
-                    try reactor.runOnce(timeout: .milliseconds(20))
-                }
-            }
-            #expect(received.count == sent.count)
-            #expect(received == sent)
-            #expect(connection.pendingOutputBytes == 0)
-            #expect(probe.reason == nil)
-            try clientEnd.close()
-            reactor.shutdown()
+    private static func queuesAndDrains<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let probe = WriteProbe<S>()
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+        try connection.start()
+        // One-byte writes until one is refused whole (EAGAIN with nothing queued): exactly
+        // that byte is queued, and every later one queues behind it.
+        var sent: [UInt8] = []
+        var next: UInt8 = 0
+        while connection.pendingOutputBytes == 0 && sent.count < 4_000_000 {
+            connection.write([next])
+            sent.append(next)
+            next &+= 1
         }
+        #expect(connection.pendingOutputBytes == 1)
+        for _ in 0..<1000 {
+            connection.write([next])
+            sent.append(next)
+            next &+= 1
+        }
+        #expect(connection.pendingOutputBytes == 1001)
+        // A large write behind them is queued whole.
+        let big = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        connection.write(big)
+        sent += big
+        #expect(connection.pendingOutputBytes == 301_001)
+
+        // The peer reads; the reactor flushes the queue as the socket turns writable.
+        var received: [UInt8] = []
+        let start = ContinuousClock.now
+        while received.count < sent.count && ContinuousClock.now - start < .seconds(10) {
+            if !(try drain(clientEnd, into: &received)) {
+                try reactor.runOnce(timeout: .milliseconds(20))
+            }
+        }
+        #expect(received.count == sent.count)
+        #expect(received == sent)
+        #expect(connection.pendingOutputBytes == 0)
+        #expect(probe.reason == nil)
+        try clientEnd.close()
+        reactor.shutdown()
     }
 
     @Test(
         "writes refused with EAGAIN or taken in part are queued and sent in order",
-        arguments: ["epoll", "poll"])
-    func refusedAndPartialWrites(backend: String) throws {
-        if backend == "epoll" {
-            try Self.queuesAndDrains(EpollSelector.self)
-        } else {
-            try Self.queuesAndDrains(PollSelector.self)
-        }
+        arguments: Backend.all)
+    func refusedAndPartialWrites(_ backend: Backend) throws {
+        try backend.run { try Self.queuesAndDrains($0) }
     }
 
     @Test("a write to a closed peer closes the connection with EPIPE, and no SIGPIPE")

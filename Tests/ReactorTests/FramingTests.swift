@@ -62,36 +62,22 @@ struct FramingTests {
 
     @Test(
         "a line protocol over a Connection reassembles lines split across reads",
-        arguments: [
-            "epoll", "poll",
-        ])
-    func linesOverConnection(backend: String) throws {
-        try checkingDescriptorLeaks {
-            if backend == "epoll" {
-                try runLines(EpollSelector.self)
-            } else {
-                try runLines(PollSelector.self)
-            }
-        }
+        arguments: Backend.all)
+    func linesOverConnection(_ backend: Backend) throws {
+        try backend.run { try runLines($0) }
     }
 
     @Test(
         "input a delegate declined is offered again by redeliverBufferedInput, with no new bytes",
-        arguments: ["epoll", "poll"])
-    func redeliverDeclinedInput(backend: String) throws {
-        try checkingDescriptorLeaks {
-            if backend == "epoll" {
-                try runRedeliver(EpollSelector.self)
-            } else {
-                try runRedeliver(PollSelector.self)
-            }
-        }
+        arguments: Backend.all)
+    func redeliverDeclinedInput(_ backend: Backend) throws {
+        try backend.run { try runRedeliver($0) }
     }
 
-    private func runRedeliver<Backend: EventSelector>(_: Backend.Type) throws {
-        let reactor = try Reactor<Backend>()
+    private func runRedeliver<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
-        let delegate = DeferringDelegate<Backend>()
+        let delegate = DeferringDelegate<S>()
         let connection = Connection(socket: serverEnd, reactor: reactor, delegate: delegate)
         try connection.start()
         _ = try clientEnd.write(Array("abc".utf8))
@@ -114,10 +100,10 @@ struct FramingTests {
         reactor.shutdown()
     }
 
-    private func runLines<Backend: EventSelector>(_: Backend.Type) throws {
-        let reactor = try Reactor<Backend>()
+    private func runLines<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
-        let collector = LineCollector<Backend>()
+        let collector = LineCollector<S>()
         try Connection(socket: serverEnd, reactor: reactor, delegate: collector).start()
         for piece in ["hel", "lo\nwor", "ld\r\n", "x\n"] {
             _ = try clientEnd.write(Array(piece.utf8))
