@@ -9,7 +9,9 @@ extension ChatServer {
         while acceptPausedUntil == nil {
             do {
                 switch try listener.accept() {
-                case .wouldBlock: return
+                case .wouldBlock:
+                    selector.drainHook?.drained(listener.fileDescriptor, .readable)
+                    return
                 case .processed(let (stream, _)):
                     admit(stream)
                     sendNotices()  // before the next arrival, who never saw these clients
@@ -80,7 +82,9 @@ extension ChatServer {
         case .processed(let (stream, _))?:
             try? stream.close()
             return reserve == nil ? .failed : .turnedAway
-        case .wouldBlock?: return .queueEmpty
+        case .wouldBlock?:
+            selector.drainHook?.drained(listener.fileDescriptor, .readable)
+            return .queueEmpty
         case nil: return .failed
         }
     }

@@ -145,6 +145,7 @@ final class ChatServer<Backend: EventSelector> {
             }
             switch result {
             case .wouldBlock:
+                selector.drainHook?.drained(client.stream.fileDescriptor, .readable)
                 return
             case .processed(0):
                 peerClosed(client)
@@ -247,7 +248,10 @@ final class ChatServer<Backend: EventSelector> {
             remove(client)
             return
         }
-        if !drained && client.backlogBytes > limits.maxBacklog { return tooSlow(client) }
+        if !drained {
+            selector.drainHook?.drained(client.stream.fileDescriptor, .writable)
+            if client.backlogBytes > limits.maxBacklog { return tooSlow(client) }
+        }
         if drained && client.state == .leaving {
             try? client.stream.shutdown(.write)  // the goodbye is out: send FIN after it
             if client.peerClosed { return remove(client) }
