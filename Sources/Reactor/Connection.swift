@@ -349,7 +349,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Reads until the socket would block (or reading stops). The first read is straight-line
-    /// code; the loop for more is out of line, as with edge-triggered epoll one short read
+    /// code; the loop for more is out of line, as with edge-triggered readiness one short read
     /// usually drains the socket.
     @inline(__always)
     private func readAvailable(sawReadClosed: Bool, in context: LoopContext) {

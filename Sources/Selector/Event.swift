@@ -3,8 +3,8 @@
 /// Edge semantics: it says readiness *arrived*. Do I/O until it would block; the next event for
 /// the same readiness comes only after that.
 ///
-/// Kernel-neutral: each backend translates its kernel's record (an `epoll_event`, a `kevent`,
-/// a `pollfd`) into these bits in its own file.
+/// Kernel-neutral: each backend translates its kernel's event record into these bits in its
+/// own file.
 public struct Event: Hashable, Sendable, CustomStringConvertible {
     /// The kinds of readiness an event can carry.
     public struct Readiness: OptionSet, Hashable, Sendable {

@@ -4,7 +4,7 @@ import SysCalls
 ///
 /// Semantics are edge-triggered for every backend: an event says readiness arrived; the
 /// user does I/O until it would block, and the next event for that readiness comes only after
-/// new readiness arrives. Level-triggered kernels (poll(2)) emulate this. Errors and
+/// new readiness arrives. Backends over level-triggered kernels emulate this. Errors and
 /// read/write closes are always reported. A selector is used by one thread; `registry` and
 /// wakers are the parts that cross threads.
 ///
@@ -26,7 +26,7 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// The Sendable handle that wakes a blocked `select`.
     associatedtype Waker: SelectorWaker
 
-    /// A short backend name for logs and test output (`"epoll"`, `"poll"`).
+    /// A short backend name for logs and test output (its file's name, lower-cased).
     static var backendName: String { get }
 
     /// Opens a new selector.
@@ -67,8 +67,9 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// The contract, for every backend: after I/O on a registered descriptor returns would-block
     /// (a read, accept, write or connect), or after a stream read returned short and you stop
     /// reading there, call `selector.drainHook?.drained(fd, direction)`. A kernel with native
-    /// edge-triggered readiness (epoll, kqueue) has no hook, so this costs one nil check; a
-    /// backend that emulates edges (poll) watches that direction again only once it hears it.
+    /// edge-triggered readiness has no hook, so this costs one nil check; a backend that
+    /// emulates edges over a level-triggered kernel watches that direction again only once it
+    /// hears it.
     var drainHook: (any SelectorDrainHook)? { get }
 }
 
