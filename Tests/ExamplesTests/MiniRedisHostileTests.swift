@@ -87,4 +87,55 @@ extension MiniRedisTests {
                 "crafted \(craftedTimes), random \(ordinaryTimes)")
         }
     }
+
+    @Test("an expire time that overflows Redis's clock answers as Redis does")
+    func expireOverflow() throws {
+        try withServer { server, tracker in
+            let client = try RedisRawClient(port: server.port, tracker: tracker)
+            defer { client.close() }
+            client.command("SET", "k", "v")
+            #expect(client.reply() == .status("OK"))
+            // × 1000 fits in Int64; adding the Unix time in milliseconds does not.
+            client.command("EXPIRE", "k", "9223370399119966")
+            #expect(client.reply() == .error("ERR invalid expire time in 'expire' command"))
+            client.command("PEXPIRE", "k", "9223372036854775000")
+            #expect(client.reply() == .error("ERR invalid expire time in 'pexpire' command"))
+            client.command("SET", "k", "v", "EX", "9223370399119966")
+            #expect(client.reply() == .error("ERR invalid expire time in 'set' command"))
+            client.command("EXPIRE", "k", "-9223372036854775808")
+            #expect(client.reply() == .error("ERR invalid expire time in 'expire' command"))
+            client.command("TTL", "k")
+            #expect(client.reply() == .integer(-1), "the key kept no deadline")
+            client.command("EXPIRE", "k", "1000000000")
+            #expect(client.reply() == .integer(1))
+            client.command("TTL", "k")
+            #expect(client.reply() == .integer(1_000_000_000))
+        }
+    }
+
+    @Test("an inline command of exactly 65,536 bytes (CRLF not counted) is accepted")
+    func inlineLimit() throws {
+        try withServer { server, tracker in
+            let client = try RedisRawClient(port: server.port, tracker: tracker)
+            defer { client.close() }
+            let value = String(repeating: "x", count: 65_536 - "SET k ".count)
+            client.send("SET k \(value)\r\n")
+            #expect(client.reply() == .status("OK"))
+            client.send("GET k\n")
+            let whole = client.reply() == .bulk(value)
+            #expect(whole, "GET k returns the 65,530-byte value")
+            // Split across writes, and with a bare LF, the same.
+            client.send("SET j \(value.prefix(30_000))")
+            usleep(50_000)
+            client.send("\(value.dropFirst(30_000))\n")
+            #expect(client.reply() == .status("OK"))
+            client.command("GET", "j")
+            let split = client.reply() == .bulk(value)
+            #expect(split, "GET j returns the 65,530-byte value")
+            // One byte more with no newline in sight is refused at once, as Redis does.
+            client.send("SET k \(value)y")
+            #expect(client.reply() == .error("ERR Protocol error: too big inline request"))
+            #expect(client.waitForClose())
+        }
+    }
 }
