@@ -27,9 +27,11 @@ extension ChatServer {
                     // Linux reports EMFILE before it looks at the queue, so an empty queue
                     // shows only once the reserve is freed.
                     logLimit(error)
-                    switch turnAwayOne() {
+                    switch reserve.turnAwayOne(from: listener) {
                     case .turnedAway: continue
-                    case .queueEmpty: return
+                    case .queueEmpty:
+                        selector.drainHook?.drained(listener.fileDescriptor, .readable)
+                        return
                     case .failed: pauseAccepting()
                     }
                 default:
@@ -64,29 +66,6 @@ extension ChatServer {
     private func appendSlot() -> Int {
         slots.append((0, nil))
         return slots.count - 1
-    }
-
-    private enum TurnAway { case turnedAway, queueEmpty, failed }
-
-    /// Frees the reserve descriptor, accepts and closes one queued client, takes the reserve
-    /// back.
-    private func turnAwayOne() -> TurnAway {
-        guard let spare = reserve.take() else {
-            reserve = try? OwnedFileDescriptor(Sys.eventfd())
-            return .failed
-        }
-        try? spare.close()
-        let accepted = try? listener.accept()
-        reserve = try? OwnedFileDescriptor(Sys.eventfd())
-        switch accepted {
-        case .processed(let (stream, _))?:
-            try? stream.close()
-            return reserve == nil ? .failed : .turnedAway
-        case .wouldBlock?:
-            selector.drainHook?.drained(listener.fileDescriptor, .readable)
-            return .queueEmpty
-        case nil: return .failed
-        }
     }
 
     private func pauseAccepting() {

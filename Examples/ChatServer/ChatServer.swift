@@ -54,8 +54,9 @@ final class ChatServer<Backend: EventSelector> {
     // it is over, so broadcasts never nest.
     private var notices: [Message] = []
 
-    /// A spare descriptor, freed at the descriptor limit for one accept-and-close.
-    var reserve: OwnedFileDescriptor?
+    /// A spare descriptor, freed at the descriptor limit for one accept-and-close (the
+    /// same `DescriptorReserve` the Reactor's `Acceptor` uses).
+    var reserve = DescriptorReserve()
     /// Set while accepting pauses because even the reserve did not help.
     var acceptPausedUntil: ContinuousClock.Instant?
     /// When the descriptor limit was last logged (at most once a second).
@@ -71,7 +72,6 @@ final class ChatServer<Backend: EventSelector> {
         try selector.register(
             listener.fileDescriptor, token: Self.listenerToken, interest: .readable)
         waker = try selector.makeWaker(token: Self.wakerToken)
-        reserve = try? OwnedFileDescriptor(Sys.eventfd())
     }
 
     deinit { readBuffer.deallocate() }

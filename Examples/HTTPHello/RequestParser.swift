@@ -111,6 +111,9 @@ struct RequestParser {
             var newline = lineStart
             while newline < limit && bytes[newline] != 0x0A { newline += 1 }
             if newline == limit {
+                if isRequestLine && !Self.couldStartRequestLine(bytes, from: lineStart, to: limit) {
+                    return .failure(.badRequest)  // at once, not after maxHeaderBytes of junk
+                }
                 return bytes.count >= maxHeaderBytes ? .failure(.headersTooLarge) : .incomplete
             }
             var lineEnd = newline
@@ -237,17 +240,52 @@ struct RequestParser {
     }
 
     /// 1*DIGIT, saturating just above the body limit (so huge values give 413, not 400).
+    /// Checked arithmetic: the limit may be close to `Int.max`.
     private func parseLength(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int)
         -> Int?
     {
         guard start < end else { return nil }
+        let ceiling = maxBodyBytes == .max ? maxBodyBytes : maxBodyBytes + 1
         var value = 0
         for index in start..<end {
             let digit = bytes[index] &- 0x30
             guard digit <= 9 else { return nil }
-            value = min(value * 10 + Int(digit), maxBodyBytes + 1)
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(Int(digit))
+            value = overflow1 || overflow2 ? ceiling : min(sum, ceiling)
         }
         return value
+    }
+
+    /// Whether `bytes[start..<end]`, a request line without its end yet, could still become a
+    /// valid one: a token, SP, visible ASCII, SP, a prefix of `HTTP/d.d`, then only CR.
+    static func couldStartRequestLine(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int
+    ) -> Bool {
+        if end - start == 1 && bytes[start] == 0x0D { return true }  // maybe an empty line
+        var cursor = start
+        while cursor < end && isToken(bytes[cursor]) { cursor += 1 }
+        if cursor == end { return true }
+        guard cursor > start, bytes[cursor] == 0x20 else { return false }
+        cursor += 1
+        let targetStart = cursor
+        while cursor < end && bytes[cursor] > 0x20 && bytes[cursor] < 0x7F { cursor += 1 }
+        if cursor == end { return true }
+        guard cursor > targetStart, bytes[cursor] == 0x20 else { return false }
+        cursor += 1
+        let version: StaticString = "HTTP/1.0"
+        var position = 0
+        while cursor < end && position < 8 {
+            let byte = bytes[cursor]
+            let fits =
+                position == 7
+                ? byte >= 0x30 && byte <= 0x39 : byte == version.utf8Start[position]
+            guard fits else { return false }
+            cursor += 1
+            position += 1
+        }
+        if cursor == end { return true }
+        return bytes[cursor] == 0x0D && cursor + 1 == end
     }
 
     /// Looks for the `close` and `keep-alive` options in a Connection value.

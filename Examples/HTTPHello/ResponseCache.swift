@@ -14,6 +14,8 @@ enum Status: Int, CaseIterable {
     case headersTooLarge
     /// 501, for Transfer-Encoding.
     case notImplemented
+    /// 408, for a head not complete within the header timeout.
+    case requestTimeout
 
     var line: String {
         switch self {
@@ -24,6 +26,7 @@ enum Status: Int, CaseIterable {
         case .payloadTooLarge: "413 Content Too Large"
         case .headersTooLarge: "431 Request Header Fields Too Large"
         case .notImplemented: "501 Not Implemented"
+        case .requestTimeout: "408 Request Timeout"
         }
     }
 
@@ -36,6 +39,7 @@ enum Status: Int, CaseIterable {
         case .payloadTooLarge: "Content Too Large\n"
         case .headersTooLarge: "Request Header Fields Too Large\n"
         case .notImplemented: "Transfer-Encoding is not supported\n"
+        case .requestTimeout: "Request Timeout\n"
         }
     }
 }

@@ -2,6 +2,7 @@
 enum Command {
     case ping, echo, get, set, del, exists, incr, decr, incrby, decrby, mget, mset
     case expire, pexpire, ttl, pttl, persist, dbsize, flushall, command, config, select, quit
+    case debug
 
     /// The lower-case name, as error replies quote it.
     var name: StaticString {
@@ -29,6 +30,7 @@ enum Command {
         case .config: "config"
         case .select: "select"
         case .quit: "quit"
+        case .debug: "debug"
         }
     }
 
@@ -39,7 +41,7 @@ enum Command {
         case .ping, .flushall, .command, .quit: -1
         case .echo, .get, .incr, .decr, .ttl, .pttl, .persist, .select: 2
         case .set, .expire, .pexpire: -3
-        case .del, .exists, .mget, .config: -2
+        case .del, .exists, .mget, .config, .debug: -2
         case .incrby, .decrby: 3
         case .mset: -3
         case .dbsize: 1
@@ -70,6 +72,8 @@ enum Command {
             if name.matches("decr") { return .decr }
             if name.matches("pttl") { return .pttl }
             if name.matches("quit") { return .quit }
+        case 5:
+            if name.matches("debug") { return .debug }
         case 6:
             if name.matches("exists") { return .exists }
             if name.matches("expire") { return .expire }

@@ -188,6 +188,18 @@ struct Keyspace {
         mask = 15
     }
 
+    /// The table's slot count, its entries, and the farthest any entry sits from its home
+    /// slot (the longest walk a lookup can take).
+    func statistics() -> (slots: Int, entries: Int, longestProbe: Int) {
+        var longest = 0
+        for index in slots.indices where slots[index] != 0 {
+            let entry = Int(slots[index] & 0xFFFF_FFFF) - 1
+            let home = Int(truncatingIfNeeded: entries[entry].hash) & mask
+            longest = max(longest, (index - home) & mask)
+        }
+        return (slots.count, entries.count, longest)
+    }
+
     /// Redis's active expiry: samples up to 20 keys with a deadline, removes the expired ones,
     /// and goes again while more than a quarter of a sample had expired, within `maxRounds`.
     /// Returns how many keys it removed.
@@ -268,36 +280,21 @@ struct Keyspace {
     }
 }
 
-/// A fast seeded 64-bit hash and comparison of byte strings, 8 bytes at a time.
+/// Hashing and comparison of byte-string keys.
+///
+/// The hash is Swift's `Hasher` (SipHash-1-3 under a key drawn at random per process) with the
+/// key space's own random seed mixed in first: a keyed hash, so a client that cannot learn the
+/// key cannot choose keys that collide. (A fast unkeyed-in-effect mix was used before; its
+/// word mixing let chosen bit flips in neighbouring words cancel for every seed, so any number
+/// of keys could be made to share one hash.)
 enum ByteHash {
-    /// Hashes `bytes` with `seed`.
+    /// Hashes `bytes` keyed with `seed` (and the process's hashing key).
     @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
-        let count = bytes.count
-        var state = seed ^ (UInt64(count) &* 0x9E37_79B9_7F4A_7C15)
-        var index = 0
-        while index + 8 <= count {
-            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            state = (state ^ word) &* 0xBF58_476D_1CE4_E5B9
-            state ^= state >> 31
-            index += 8
-        }
-        if index < count {
-            var word: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < count {
-                word |= UInt64(bytes[index]) << shift
-                shift += 8
-                index += 1
-            }
-            state = (state ^ word) &* 0x94D0_49BB_1331_11EB
-        }
-        state ^= state >> 33
-        state &*= 0xFF51_AFD7_ED55_8CCD
-        state ^= state >> 33
-        state &*= 0xC4CE_B9FE_1A85_EC53
-        state ^= state >> 33
-        return state
+        var hasher = Hasher()
+        hasher.combine(seed)
+        hasher.combine(bytes: bytes)
+        return UInt64(UInt(bitPattern: hasher.finalize()))
     }
 
     /// Whether `a` and `b` (of equal length) hold the same bytes.

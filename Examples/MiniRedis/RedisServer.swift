@@ -160,6 +160,7 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
         case .command: commandCommand(arguments)
         case .config: config(arguments)
         case .select: select(arguments[1])
+        case .debug: debug(arguments)
         case .quit:
             reply.ok()
             quitRequested = true
@@ -249,6 +250,25 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
     private func unknownSubcommand(_ sub: UnsafeRawBufferPointer, of command: String) {
         let name = String(decoding: sub.prefix(128), as: UTF8.self)
         reply.error(text: "ERR unknown subcommand '\(name)'. Try \(command) HELP.")
+    }
+
+    /// DEBUG HTSTATS 0: the key table's size, entries and longest probe distance (how far
+    /// the farthest key sits from its home slot: what a lookup may have to walk), so the
+    /// hash's spread can be checked from outside.
+    private func debug(_ arguments: [UnsafeRawBufferPointer]) {
+        guard arguments[1].matches("htstats") else {
+            unknownSubcommand(arguments[1], of: "DEBUG")
+            return
+        }
+        guard arguments.count == 3, Decimal.parse(arguments[2]) == 0 else {
+            reply.error("syntax error")
+            return
+        }
+        let stats = keyspace.statistics()
+        var text = "table size: \(stats.slots)\n"
+        text += "number of elements: \(stats.entries)\n"
+        text += "longest probe distance: \(stats.longestProbe)\n"
+        Array(text.utf8).withUnsafeBytes { reply.bulk($0) }
     }
 
     private func select(_ index: UnsafeRawBufferPointer) {

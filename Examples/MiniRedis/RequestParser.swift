@@ -151,7 +151,9 @@ final class RequestParser {
     }
 
     private func parseInline(_ bytes: UnsafeRawBufferPointer, from start: Int) -> ParseResult {
-        let limit = min(bytes.count, start + maxInline + 1)
+        // A line of `maxInline` bytes may still be followed by CR and LF (Redis does not count
+        // them); only more than `maxInline` bytes with no LF among them is too big.
+        let limit = min(bytes.count, start + maxInline + 2)
         var newline = start
         while newline < limit && bytes[newline] != 0x0A { newline += 1 }
         if newline == limit {

@@ -1,4 +1,5 @@
 import Reactor
+import SysCalls
 
 // The string and expiry commands, on the key space.
 extension RedisServer {
@@ -78,7 +79,10 @@ extension RedisServer {
         if !returnOld { reply.ok() }
     }
 
-    /// `now` plus `amount` seconds or milliseconds; nil on overflow.
+    /// `now` plus `amount` seconds or milliseconds; nil where Redis says "invalid expire
+    /// time": the span overflows, or adding it to the Unix time in milliseconds would (Redis
+    /// keeps deadlines on the wall clock; mini-redis on the monotonic one, but refuses the
+    /// same amounts).
     func deadline(_ amount: Int64, milliseconds: Bool) -> Int64? {
         var span = amount
         if !milliseconds {
@@ -86,6 +90,9 @@ extension RedisServer {
             if overflow { return nil }
             span = product
         }
+        let wall = Sys.wallClock()
+        let wallMilliseconds = wall.seconds &* 1000 &+ wall.nanoseconds / 1_000_000
+        if span > 0 && span > Int64.max - wallMilliseconds { return nil }
         let (sum, overflow) = now.addingReportingOverflow(span)
         return overflow ? nil : sum
     }

@@ -5,10 +5,11 @@ import SysCalls
 /// Accepts TCP connections on a listener and hands each to `onAccept`.
 ///
 /// Accepts until would-block on every readable event (edge-triggered). At the descriptor
-/// limit (EMFILE/ENFILE) it neither spins nor stalls: it closes a reserve descriptor kept for
-/// this moment, accepts and immediately closes pending connections (their clients see a clean
-/// close instead of hanging in the backlog), reopens the reserve and carries on serving the
-/// established connections; if even that fails it retries on a timer. Each such event is
+/// limit (EMFILE/ENFILE) it neither spins nor stalls: through Net's `DescriptorReserve` it
+/// frees a descriptor kept for this moment, accepts and immediately closes pending
+/// connections (their clients see a clean close instead of hanging in the backlog), reopens
+/// the reserve and carries on serving the established connections; if even that fails it
+/// retries on a timer. Each such event is
 /// reported through `onError`.
 ///
 /// ```swift
@@ -28,11 +29,11 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
     /// Connections accepted and handed over.
     public private(set) var acceptedCount = 0
     /// Connections accepted only to be closed at once for lack of descriptors.
-    public private(set) var droppedCount = 0
+    public var droppedCount: Int { reserve.turnedAwayCount }
 
     private unowned(unsafe) let reactor: Reactor<Backend>
     private let onAccept: AcceptHandler
-    private var reserve: OwnedFileDescriptor?
+    private var reserve = DescriptorReserve()
     private var token = Token(rawValue: .max)
     private var retryPending = false
     private let retryDelay: Duration
@@ -47,7 +48,6 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
         self.reactor = reactor
         self.onAccept = onAccept
         self.retryDelay = retryDelay
-        self.reserve = try? OwnedFileDescriptor(Sys.eventfd())
     }
 
     /// Registers the listener (readable) with the reactor.
@@ -70,7 +70,7 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
     /// Closes the listener.
     public func deregistered(reactor: Reactor<Backend>) {
         try? listener.close()
-        reserve = nil
+        reserve.close()
     }
 
     private func acceptAll() {
@@ -90,10 +90,10 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                     continue  // that client gave up (or a firewall said no); next one
                 case Errno.EMFILE.code, Errno.ENFILE.code:
                     onError?(error)
-                    switch shedWithReserve() {
-                    case .shed:
+                    switch reserve.turnAwayOne(from: listener) {
+                    case .turnedAway:
                         continue
-                    case .drained:
+                    case .queueEmpty:
                         // Backlog empty. accept4 fails with EMFILE before it looks at the
                         // queue, so looping here would spin; the would-block re-arms readiness.
                         reactor.drained(listener.fileDescriptor, .readable)
@@ -111,31 +111,6 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                 }
             }
         }
-    }
-
-    private enum ShedOutcome { case shed, drained, failed }
-
-    /// Frees the reserve descriptor, accepts and closes one connection, takes the reserve
-    /// back. `.drained` when no connection was pending; `.failed` when that did not work (no
-    /// reserve, or it cannot be reopened).
-    private func shedWithReserve() -> ShedOutcome {
-        guard let spare = reserve.take() else {
-            reserve = try? OwnedFileDescriptor(Sys.eventfd())
-            return .failed
-        }
-        try? spare.close()
-        var outcome = ShedOutcome.shed
-        switch try? listener.accept() {
-        case .processed(let (stream, _))?:
-            droppedCount += 1
-            try? stream.close()
-        case .wouldBlock?:
-            outcome = .drained
-        case nil:
-            outcome = .failed  // e.g. another thread took the freed number: retry later
-        }
-        reserve = try? OwnedFileDescriptor(Sys.eventfd())
-        return reserve == nil ? .failed : outcome
     }
 
     private func scheduleRetry() {
