@@ -22,7 +22,7 @@ public final class EpollSelector: EventSelector {
         tokenOffset: MemoryLayout<epoll_event>.offset(of: \.data)!,
         readableOnlyOffset: 0, readableOnlyWord: EPOLLIN.rawValue
     ) { record in
-        readiness(record.loadUnaligned(as: UInt32.self))
+        readiness(record.loadUnaligned(as: UInt32.self)).rawValue
     }
 
     /// The readiness an epoll event mask reports. EPOLLERR also means the write side is

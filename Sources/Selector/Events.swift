@@ -15,13 +15,18 @@
 public struct Events: RandomAccessCollection {
     @usableFromInline var storage: EventRecords
     @usableFromInline var filled = 0
+    /// The layout of the current records. A plain value kept in this struct (not in the
+    /// storage object), so a `select` that adopts the same format again costs a few stores.
+    @usableFromInline var format = EventRecordFormat.neutral
+    /// True while the records are in `EventRecordFormat.neutral` (what `append` writes).
+    @usableFromInline var isNeutral = true
     /// The most events one `select` reports; more wait for the next call.
     public let capacity: Int
 
     /// Allocates room for `capacity` events (at least 1).
     public init(capacity: Int) {
         self.capacity = Swift.max(1, capacity)
-        storage = EventRecords(capacity: self.capacity, format: .neutral)
+        storage = EventRecords(byteCount: self.capacity * EventRecordFormat.maxStride)
     }
 
     /// The index of the first event.
@@ -31,7 +36,7 @@ public struct Events: RandomAccessCollection {
     /// The event at `position`.
     @inlinable public subscript(position: Int) -> Event {
         precondition(position >= 0 && position < filled, "Events index out of range")
-        return storage.reader.event(at: position)
+        return reader.event(at: position)
     }
     /// True when the buffer holds `capacity` events.
     @inlinable public var isFull: Bool { filled >= capacity }
@@ -39,13 +44,12 @@ public struct Events: RandomAccessCollection {
     /// The event at `position`, which must be below `endIndex` (unchecked): for a loop that
     /// has already bounded its index.
     @inlinable @inline(__always)
-    public func unsafeEvent(at position: Int) -> Event { storage.reader.event(at: position) }
+    public func unsafeEvent(at position: Int) -> Event { reader.event(at: position) }
 
-    /// A decoder of the current records for a hot loop: it holds the layout in locals, so
-    /// each event costs two loads and one compare in the common case. Valid until `events`
-    /// changes.
+    /// A decoder of the current records for a hot loop: it holds the layout in locals.
+    /// Valid until `events` changes.
     @inlinable @inline(__always)
-    public var reader: EventReader { storage.reader }
+    public var reader: EventReader { EventReader(base: storage.base, format: format) }
 
     /// Empties the buffer, keeping its memory (backends call this first).
     @inlinable
@@ -56,26 +60,45 @@ public struct Events: RandomAccessCollection {
     public mutating func append(_ event: Event) {
         guard filled < capacity else { return }
         makeUnique()
-        if !storage.isNeutral { storage.convertToNeutral(filled) }
-        storage.storeNeutral(event, at: filled)
+        if !isNeutral { convertToNeutral() }
+        EventRecords.storeNeutral(event, at: filled, in: storage.base)
         filled += 1
     }
 
     @inlinable
     mutating func makeUnique() {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy(filled) }
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = storage.copy(byteCount: filled * format.stride)
+        }
+    }
+
+    /// Re-encodes the current records in the neutral layout (an `append` after a kernel
+    /// fill: rare, so it may allocate).
+    @usableFromInline
+    mutating func convertToNeutral() {
+        let events = (0..<filled).map { reader.event(at: $0) }
+        format = .neutral
+        isNeutral = true
+        for (index, event) in events.enumerated() {
+            EventRecords.storeNeutral(event, at: index, in: storage.base)
+        }
     }
 
     /// Lets a backend's kernel write records of `format` in place: `body` gets the whole
     /// buffer (`capacity` records of `format.stride` bytes, 16-byte aligned) and returns how
     /// many records it wrote, which replace the current events. Allocates only the first time
-    /// a format with larger records than the buffer was made for is used.
+    /// a format with larger records than `EventRecordFormat.maxStride` is used.
+    @inlinable
     public mutating func fill<E: Error>(
         format: EventRecordFormat, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> Int
     ) throws(E) {
         filled = 0
         makeUnique()
-        storage.adopt(format)
+        if capacity * format.stride > storage.byteCount {
+            storage = EventRecords(byteCount: capacity * format.stride)
+        }
+        self.format = format
+        isNeutral = false
         let written = try body(
             UnsafeMutableRawBufferPointer(start: storage.base, count: capacity * format.stride))
         precondition(written >= 0 && written <= capacity, "Events.fill: more records than room")
@@ -89,9 +112,10 @@ public struct Events: RandomAccessCollection {
 /// A backend describes its record once (a static constant in its own file): the size, where
 /// the 64-bit token (the registration's user data) sits, one 32-bit word that, when it has a
 /// given value, means "readable and nothing else" (the common event, decoded with one
-/// compare), and a function that decodes every other record's readiness.
+/// compare), and a C-convention function that decodes every other record's readiness bits
+/// (`Event.Readiness.rawValue`). All plain values: copying a format costs no reference count.
 public struct EventRecordFormat: Sendable {
-    /// Bytes per record (at most `EventRecordFormat.maxStride` without a reallocation).
+    /// Bytes per record.
     public let stride: Int
     /// Byte offset of the token (any alignment).
     public let tokenOffset: Int
@@ -99,13 +123,13 @@ public struct EventRecordFormat: Sendable {
     public let readableOnlyOffset: Int
     /// The value of that word in a record that reports only readability.
     public let readableOnlyWord: UInt32
-    /// Decodes the readiness of any record.
-    public let readiness: @Sendable (UnsafeRawPointer) -> Event.Readiness
+    /// Decodes the readiness bits of any record (a function that captures nothing).
+    public let readiness: @convention(c) (UnsafeRawPointer) -> UInt8
 
     /// Describes a record layout.
     public init(
         stride: Int, tokenOffset: Int, readableOnlyOffset: Int, readableOnlyWord: UInt32,
-        readiness: @escaping @Sendable (UnsafeRawPointer) -> Event.Readiness
+        readiness: @escaping @convention(c) (UnsafeRawPointer) -> UInt8
     ) {
         precondition(stride >= 8 && tokenOffset + 8 <= stride && readableOnlyOffset + 4 <= stride)
         self.stride = stride
@@ -115,7 +139,7 @@ public struct EventRecordFormat: Sendable {
         self.readiness = readiness
     }
 
-    /// The record size `Events` allocates room for up front.
+    /// The record size `Events` allocates room for up front; larger formats reallocate once.
     public static var maxStride: Int { 32 }
 
     /// `Events`' own layout, for events built in user space: the readiness bits in the first
@@ -124,99 +148,73 @@ public struct EventRecordFormat: Sendable {
         stride: 16, tokenOffset: 8, readableOnlyOffset: 0,
         readableOnlyWord: UInt32(Event.Readiness.readable.rawValue)
     ) { record in
-        Event.Readiness(rawValue: UInt8(truncatingIfNeeded: record.loadUnaligned(as: UInt32.self)))
+        UInt8(truncatingIfNeeded: record.loadUnaligned(as: UInt32.self))
     }
 }
 
 /// Decodes the records of one `Events` fill; see `Events.reader`.
 public struct EventReader {
-    @usableFromInline let base: UnsafeRawPointer
-    @usableFromInline let stride: Int
-    @usableFromInline let tokenOffset: Int
-    @usableFromInline let readableOnlyOffset: Int
+    /// Where the first record's token sits; record i's is `stride * i` further.
+    @usableFromInline let tokens: UnsafeRawPointer
+    /// Where the first record's readable-only word sits.
+    @usableFromInline let words: UnsafeRawPointer
+    @usableFromInline let records: UnsafeRawPointer
+    /// Bytes per record.
+    public let stride: Int
     @usableFromInline let readableOnlyWord: UInt32
-    @usableFromInline let readiness: @Sendable (UnsafeRawPointer) -> Event.Readiness
+    @usableFromInline let readiness: @convention(c) (UnsafeRawPointer) -> UInt8
 
-    @usableFromInline
-    init(base: UnsafeRawPointer, format: EventRecordFormat) {
-        self.base = base
+    @inlinable @inline(__always)
+    init(base: UnsafeMutableRawPointer, format: EventRecordFormat) {
+        records = UnsafeRawPointer(base)
+        tokens = records + format.tokenOffset
+        words = records + format.readableOnlyOffset
         stride = format.stride
-        tokenOffset = format.tokenOffset
-        readableOnlyOffset = format.readableOnlyOffset
         readableOnlyWord = format.readableOnlyWord
         readiness = format.readiness
     }
 
     /// The event in record `index` (unchecked: below the fill's count).
     @inlinable @inline(__always)
-    public func event(at index: Int) -> Event {
-        let record = base + index &* stride
-        let token = Token(
-            rawValue: record.loadUnaligned(fromByteOffset: tokenOffset, as: UInt64.self))
-        if record.loadUnaligned(fromByteOffset: readableOnlyOffset, as: UInt32.self)
-            == readableOnlyWord
-        {
+    public func event(at index: Int) -> Event { event(atByteOffset: index &* stride) }
+
+    /// The event whose record starts `offset` bytes into the buffer (a multiple of `stride`,
+    /// unchecked): for a loop that steps by `stride`.
+    @inlinable @inline(__always)
+    public func event(atByteOffset offset: Int) -> Event {
+        let token = Token(rawValue: tokens.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        if words.loadUnaligned(fromByteOffset: offset, as: UInt32.self) == readableOnlyWord {
             return Event(token: token, readiness: .readable)
         }
-        return Event(token: token, readiness: readiness(record))
+        return Event(
+            token: token, readiness: Event.Readiness(rawValue: readiness(records + offset)))
     }
 }
 
-/// The memory behind `Events`: `capacity` records in the current `format`.
+/// The memory behind `Events`: raw bytes, replaced (never resized) when a larger format needs
+/// more, so its fields never change.
 @usableFromInline
 final class EventRecords {
-    @usableFromInline private(set) var base: UnsafeMutableRawPointer
-    private var byteCapacity: Int
-    @usableFromInline let capacity: Int
-    @usableFromInline private(set) var format: EventRecordFormat
-    /// True while the records are in `EventRecordFormat.neutral` (what `append` writes).
-    @usableFromInline private(set) var isNeutral = true
-    /// `format` with `base`, rebuilt only when either changes.
-    @usableFromInline private(set) var reader: EventReader
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let byteCount: Int
 
-    init(capacity: Int, format: EventRecordFormat) {
-        self.capacity = capacity
-        byteCapacity = capacity * Swift.max(EventRecordFormat.maxStride, format.stride)
-        base = .allocate(byteCount: byteCapacity, alignment: 16)
-        self.format = format
-        reader = EventReader(base: base, format: format)
+    @usableFromInline
+    init(byteCount: Int) {
+        self.byteCount = byteCount
+        base = .allocate(byteCount: byteCount, alignment: 16)
     }
 
     deinit { base.deallocate() }
 
     @usableFromInline
-    func copy(_ count: Int) -> EventRecords {
-        let copy = EventRecords(capacity: capacity, format: format)
-        copy.isNeutral = isNeutral
-        copy.base.copyMemory(from: base, byteCount: count * format.stride)
+    func copy(byteCount used: Int) -> EventRecords {
+        let copy = EventRecords(byteCount: byteCount)
+        copy.base.copyMemory(from: base, byteCount: used)
         return copy
     }
 
-    /// Switches to `format` (contents discarded), growing the memory if its records are larger.
-    func adopt(_ format: EventRecordFormat) {
-        if capacity * format.stride > byteCapacity {
-            base.deallocate()
-            byteCapacity = capacity * format.stride
-            base = .allocate(byteCount: byteCapacity, alignment: 16)
-        }
-        self.format = format
-        isNeutral = false
-        reader = EventReader(base: base, format: format)
-    }
-
-    /// Re-encodes the first `count` records in the neutral layout (an `append` after a
-    /// kernel fill: rare, so it may allocate).
-    @usableFromInline
-    func convertToNeutral(_ count: Int) {
-        let events = (0..<count).map { reader.event(at: $0) }
-        format = .neutral
-        isNeutral = true
-        reader = EventReader(base: base, format: .neutral)
-        for (index, event) in events.enumerated() { storeNeutral(event, at: index) }
-    }
-
     @inlinable @inline(__always)
-    func storeNeutral(_ event: Event, at index: Int) {
+    static func storeNeutral(_ event: Event, at index: Int, in base: UnsafeMutableRawPointer) {
         let record = base + index &* 16
         record.storeBytes(of: UInt32(event.readiness.rawValue), as: UInt32.self)
         record.storeBytes(of: event.token.rawValue, toByteOffset: 8, as: UInt64.self)

@@ -47,7 +47,7 @@ struct EventTests {
         if word & 0x01 != 0 { readiness.insert(.readable) }
         if word & 0x10 != 0 { readiness.insert(.writable) }
         if word & 0x20 != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
-        return readiness
+        return readiness.rawValue
     }
 
     static func writeTestRecords(
@@ -87,7 +87,7 @@ struct EventTests {
     func largerRecordsGrow() {
         let wide = EventRecordFormat(
             stride: 64, tokenOffset: 56, readableOnlyOffset: 0, readableOnlyWord: 1
-        ) { _ in .writable }
+        ) { _ in Event.Readiness.writable.rawValue }
         var events = Events(capacity: 3)
         events.fill(format: wide) { raw in
             #expect(raw.count == 3 * 64)
