@@ -9,7 +9,9 @@ extension ChatServer {
         while acceptPausedUntil == nil {
             do {
                 switch try listener.accept() {
-                case .wouldBlock: return
+                case .wouldBlock:
+                    selector.drainHook?.drained(listener.fileDescriptor, .readable)
+                    return
                 case .processed(let (stream, _)):
                     admit(stream)
                 }
@@ -26,7 +28,9 @@ extension ChatServer {
                     logLimit(error)
                     switch reserve.turnAwayOne(from: listener) {
                     case .turnedAway: continue
-                    case .queueEmpty: return
+                    case .queueEmpty:
+                        selector.drainHook?.drained(listener.fileDescriptor, .readable)
+                        return
                     case .failed: pauseAccepting()
                     }
                 default:

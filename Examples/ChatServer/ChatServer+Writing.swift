@@ -69,6 +69,9 @@ extension ChatServer {
         }
         let drained = outcome == .drained
         if outcome == .more { markForFlush(client) }
+        if outcome == .blocked {
+            selector.drainHook?.drained(client.stream.fileDescriptor, .writable)
+        }
         if drained && client.state == .leaving {
             try? client.stream.shutdown(.write)  // the goodbye is out: send FIN after it
             if client.peerClosed { return remove(client) }

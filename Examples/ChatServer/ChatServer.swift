@@ -157,6 +157,7 @@ final class ChatServer<Backend: EventSelector> {
             }
             switch result {
             case .wouldBlock:
+                selector.drainHook?.drained(client.stream.fileDescriptor, .readable)
                 return
             case .processed(0):
                 peerClosed(client)

@@ -127,6 +127,8 @@ final class Demo<S: EventSelector> {
             sessions.append(session)
             try selector.register(fd, token: session.token, interest: [.readable, .writable])
         }
+        // Would block: a backend that emulates edges (poll) watches the listener again.
+        selector.drainHook?.drained(listener.fd, .readable)
     }
 
     /// Reads until the kernel would block; true at end of file.
@@ -137,7 +139,9 @@ final class Demo<S: EventSelector> {
                 Result { () throws(Errno) in try Sys.recv(connection.fd, into: raw) }
             }.get()
             switch result {
-            case .wouldBlock: return false
+            case .wouldBlock:
+                selector.drainHook?.drained(connection.fd, .readable)
+                return false
             case .processed(0): return true
             case .processed(let n): connection.input += chunk[..<n]
             }
@@ -150,7 +154,10 @@ final class Demo<S: EventSelector> {
             let result = try connection.output[connection.sent...].withUnsafeBytes { raw in
                 Result { () throws(Errno) in try Sys.send(connection.fd, raw) }
             }.get()
-            guard case .processed(let n) = result else { return false }
+            guard case .processed(let n) = result else {
+                selector.drainHook?.drained(connection.fd, .writable)
+                return false
+            }
             connection.sent += n
         }
         return true

@@ -78,6 +78,7 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
             do {
                 switch try listener.accept() {
                 case .wouldBlock:
+                    reactor.drained(listener.fileDescriptor, .readable)
                     return
                 case .processed(let (stream, peer)):
                     acceptedCount += 1
@@ -95,6 +96,7 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                     case .queueEmpty:
                         // Backlog empty. accept4 fails with EMFILE before it looks at the
                         // queue, so looping here would spin; the would-block re-arms readiness.
+                        reactor.drained(listener.fileDescriptor, .readable)
                         return
                     case .failed:
                         scheduleRetry()

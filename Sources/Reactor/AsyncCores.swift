@@ -14,10 +14,13 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         (bytes: [UInt8], offset: Int, continuation: CheckedContinuation<Void, any Error>)?
     private var token: Token?
     private var closed = false
+    /// The selector's drain hook, told when I/O would block.
+    private var drainHook: (any SelectorDrainHook)?
 
     init(socket: any StreamSocket) { self.socket = socket }
 
     func start(on reactor: Reactor<Backend>, interest: Interest) throws(Errno) {
+        drainHook = reactor.context.drainHook
         token = try reactor.register(socket.fileDescriptor, interest: interest, handler: self)
     }
 
@@ -81,6 +84,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         do {
             switch try socket.read(into: &bytes) {
             case .wouldBlock:
+                drainHook?.drained(socket.fileDescriptor, .readable)
                 return  // the next readable event retries
             case .processed(let n):
                 pendingRead = nil
@@ -102,6 +106,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
                     try socket.write(UnsafeRawBufferPointer(rebasing: raw[offset...]))
                 }
                 guard case .processed(let n) = result else {
+                    drainHook?.drained(socket.fileDescriptor, .writable)
                     pendingWrite = (bytes, offset, continuation)
                     return  // the next writable event retries
                 }
@@ -122,10 +127,13 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
     private let listener: TCPListener
     private var waiting: [CheckedContinuation<AsyncStreamCore<Backend>, any Error>] = []
     private var token: Token?
+    /// The selector's drain hook, told when accept would block.
+    private var drainHook: (any SelectorDrainHook)?
 
     init(listener: TCPListener) { self.listener = listener }
 
     func start(on reactor: Reactor<Backend>) throws(Errno) {
+        drainHook = reactor.context.drainHook
         token = try reactor.register(listener.fileDescriptor, interest: .readable, handler: self)
     }
 
@@ -157,7 +165,10 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
     private func acceptWaiting(reactor: Reactor<Backend>) {
         while !waiting.isEmpty {
             do {
-                guard case .processed(let (stream, _)) = try listener.accept() else { return }
+                guard case .processed(let (stream, _)) = try listener.accept() else {
+                    drainHook?.drained(listener.fileDescriptor, .readable)
+                    return
+                }
                 let core = AsyncStreamCore<Backend>(socket: stream)
                 try core.start(on: reactor, interest: [.readable, .writable])
                 waiting.removeFirst().resume(returning: core)

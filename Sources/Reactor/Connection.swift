@@ -63,7 +63,6 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// path tests one byte.
     private var readStops = ReadStop.notOpen
     private let shortReadMeansDrained = Backend.shortReadMeansDrained
-    private let rearmsOnLedgerNotes = Backend.rearmsOnLedgerNotes
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     private unowned(unsafe) let reactor: Reactor<Backend>
@@ -192,6 +191,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             lastActivity = context.now
             if n < bytes.count { enqueue(UnsafeRawBufferPointer(rebasing: bytes[n...])) }
         case .wouldBlock:
+            context.drained(fd, .writable)
             enqueue(bytes)
         }
     }
@@ -206,7 +206,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         let code = Int32(truncatingIfNeeded: -sent)
         if code == Errno.EINTR.code { return writeQueued(bytes) }
         if code == Errno.EAGAIN.code {  // EWOULDBLOCK is the same number
-            WouldBlockLedger.note(fd, .write)
+            context.drained(fd, .writable)
             return enqueue(bytes)
         }
         fail(Errno(code, call: "send"))
@@ -349,7 +349,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Reads until the socket would block (or reading stops). The first read is straight-line
-    /// code; the loop for more is out of line, as with edge-triggered epoll one short read
+    /// code; the loop for more is out of line, as with edge-triggered readiness one short read
     /// usually drains the socket.
     @inline(__always)
     private func readAvailable(sawReadClosed: Bool, in context: LoopContext) {
@@ -379,6 +379,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         }
         switch result {
         case .wouldBlock:
+            context.drained(fd, .readable)
             return false
         case .processed(0):
             peerClosed = true
@@ -389,21 +390,13 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             lastActivity = context.now
             deliver(UnsafeRawBufferPointer(start: base, count: count))
             if count == LoopContext.readSize || sawReadClosed { return true }
-            // A short read drained the socket. An edge-triggered backend reports the next
-            // arrival; poll's emulation learns from the ledger that it may ask again, as it
-            // would from the EAGAIN of one more read — which is saved. Any other backend
-            // gets that read.
-            return shortReadMeansDrained ? false : notedDrained()
+            // A short read drained the socket. Where the backend promises to report the next
+            // arrival once told (its drain hook, if any), the would-block read is saved;
+            // elsewhere it is made.
+            guard shortReadMeansDrained else { return true }
+            context.drained(fd, .readable)
+            return false
         }
-    }
-
-    /// After a short read on a backend that is not edge-triggered: notes the drain in the
-    /// ledger if the backend re-arms from it (false: stop reading), else true (read again).
-    @inline(never)
-    private func notedDrained() -> Bool {
-        guard rearmsOnLedgerNotes else { return true }
-        context.ledger.note(fd, .read)
-        return false
     }
 
     @inline(__always)
@@ -461,7 +454,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 finish(.error(error))
                 return
             }
-            guard case .processed(let n) = result else { break }
+            guard case .processed(let n) = result else {
+                context.drained(fd, .writable)
+                break
+            }
             extras.output.consume(n)
             lastActivity = context.now
             extras.lastWriteProgress = lastActivity

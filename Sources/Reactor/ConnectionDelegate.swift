@@ -39,7 +39,7 @@ public enum CloseReason: Equatable, Sendable, CustomStringConvertible {
 ///
 /// ```swift
 /// final class Echo: ConnectionDelegate {
-///     func connection(_ c: Connection<EpollSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int {
+///     func connection(_ c: Connection<DefaultSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int {
 ///         c.write(bytes)
 ///         return bytes.count
 ///     }

@@ -11,8 +11,8 @@ import Selector
 /// ```swift
 /// final class Printer: EventHandler {
 ///     let pipe: FileDescriptor
-///     func handle(_ event: Event, reactor: Reactor<EpollSelector>) { /* read until .wouldBlock */ }
-///     func deregistered(reactor: Reactor<EpollSelector>) { try? Sys.close(pipe) }
+///     func handle(_ event: Event, reactor: Reactor<DefaultSelector>) { /* read until .wouldBlock */ }
+///     func deregistered(reactor: Reactor<DefaultSelector>) { try? Sys.close(pipe) }
 /// }
 /// ```
 public protocol EventHandler<Backend>: _ErasedEventHandler {

@@ -9,7 +9,7 @@ import SysCalls
 /// on the reactor's own thread, which is the thread calling `run()`.
 ///
 /// ```swift
-/// let reactor = try Reactor<EpollSelector>()
+/// let reactor = try Reactor<DefaultSelector>()
 /// reactor.schedule(after: .seconds(1)) { reactor in reactor.stop() }
 /// try reactor.run()
 /// ```
@@ -46,7 +46,7 @@ public final class Reactor<Backend: EventSelector> {
         // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
         self.handle = Handle(waker: waker)
-        self.context = LoopContext(eventCapacity: eventCapacity)
+        self.context = LoopContext(eventCapacity: eventCapacity, drainHook: selector.drainHook)
     }
 
     deinit {
@@ -117,6 +117,14 @@ public final class Reactor<Backend: EventSelector> {
         try? selector.deregister(fd)
         handler._deregistered(reactor: self)
         return true
+    }
+
+    /// Tells the selector that I/O on the registered `fd` ran dry in `direction`: call it when
+    /// a handler's read, accept, write or connect returns would-block (see
+    /// `EventSelector.drainHook`). Costs one nil check where the backend does not need it.
+    @inline(__always)
+    public func drained(_ fd: FileDescriptor, _ direction: Interest) {
+        context.drained(fd, direction)
     }
 
     // MARK: Timers
@@ -250,14 +258,21 @@ public final class Reactor<Backend: EventSelector> {
     static var readSize: Int { 64 << 10 }
     /// The shared read buffer (`readSize` bytes).
     let readBase = UnsafeMutableRawPointer.allocate(byteCount: LoopContext.readSize, alignment: 16)
-    /// The would-block counters (for level-triggered backends), held to skip the lazy
-    /// global's guard.
-    let ledger = WouldBlockLedger.shared
+    /// The selector's drain hook (nil for backends with native edge semantics): told when a
+    /// registered descriptor's I/O runs dry.
+    let drainHook: (any SelectorDrainHook)?
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
 
-    init(eventCapacity: Int) {
+    init(eventCapacity: Int, drainHook: (any SelectorDrainHook)?) {
         events = Events(capacity: eventCapacity)
+        self.drainHook = drainHook
+    }
+
+    /// Tells the selector, if it asks to know, that `fd` ran dry in `direction`.
+    @inline(__always)
+    func drained(_ fd: FileDescriptor, _ direction: Interest) {
+        if let drainHook { drainHook.drained(fd, direction) }
     }
 
     /// Hands each event to its handler; stale and unknown tokens (and the waker's) find no
@@ -265,10 +280,11 @@ public final class Reactor<Backend: EventSelector> {
     /// metadata of `Backend`, so it runs as fast unspecialized.
     func dispatch<Backend>(reactor: Reactor<Backend>) {
         let events = self.events
+        let reader = events.reader
         let handlers = self.handlers
         var index = 0
         while index < events.endIndex {
-            handlers.dispatch(events.unsafeEvent(at: index), reactor: reactor, context: self)
+            handlers.dispatch(reader.event(at: index), reactor: reactor, context: self)
             index &+= 1
         }
     }

@@ -10,7 +10,7 @@ import SysCalls
 /// designs.
 ///
 /// ```swift
-/// let group = try ReactorGroup<EpollSelector>(threads: 2) { reactor, index in
+/// let group = try ReactorGroup<DefaultSelector>(threads: 2) { reactor, index in
 ///     let listener = try TCPListener(binding: address, reusePort: true)
 ///     try Acceptor(listener: listener, reactor: reactor) { … }.start()
 /// }

@@ -111,11 +111,11 @@ public struct TimerQueue<Payload> {
         return (id, payload)
     }
 
-    /// Removes every timer, returning nothing.
+    /// Removes every timer, returning nothing. Slots keep their generations (each pending
+    /// one moves on), so a `TimerID` from before stays stale and cancels no later timer.
     public mutating func removeAll() {
-        heap.removeAll()
-        slots.removeAll()
-        freeHead = -1
+        for entry in heap { release(Int(entry.slot)) }
+        heap.removeAll(keepingCapacity: heap.capacity <= 1024)
     }
 
     private mutating func release(_ slot: Int) {

@@ -15,6 +15,29 @@ public final class EpollSelector: EventSelector {
     /// True: EPOLLET signals each arrival of data, so a short read proves the socket drained.
     public static var shortReadMeansDrained: Bool { true }
 
+    /// `epoll_event` as the kernel writes it (packed on x86_64): events, then the 64-bit data
+    /// that carries the token. EPOLLIN alone is the readable-only record.
+    public static let recordFormat = EventRecordFormat(
+        stride: MemoryLayout<epoll_event>.stride,
+        tokenOffset: MemoryLayout<epoll_event>.offset(of: \.data)!,
+        readableOnlyOffset: 0, readableOnlyWord: EPOLLIN.rawValue
+    ) { record in
+        readiness(record.loadUnaligned(as: UInt32.self))
+    }
+
+    /// The readiness an epoll event mask reports. EPOLLERR also means the write side is
+    /// closed; EPOLLHUP means both sides are.
+    static func readiness(_ bits: UInt32) -> Event.Readiness {
+        var readiness: Event.Readiness = []
+        if bits & EPOLLIN.rawValue != 0 { readiness.insert(.readable) }
+        if bits & EPOLLOUT.rawValue != 0 { readiness.insert(.writable) }
+        if bits & EPOLLPRI.rawValue != 0 { readiness.insert(.priority) }
+        if bits & EPOLLRDHUP.rawValue != 0 { readiness.insert(.readClosed) }
+        if bits & EPOLLHUP.rawValue != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
+        if bits & EPOLLERR.rawValue != 0 { readiness.formUnion([.error, .writeClosed]) }
+        return readiness
+    }
+
     private let epoll: SharedDescriptor
 
     /// Opens an epoll instance (close-on-exec).
@@ -29,14 +52,15 @@ public final class EpollSelector: EventSelector {
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(epoll: epoll) }
 
-    /// Waits with `epoll_pwait2` (nanosecond timeout); the kernel writes straight into
-    /// `events`, whose records have `epoll_event`'s layout, so nothing is converted here.
+    /// Waits with `epoll_pwait2` (nanosecond timeout); the kernel writes `epoll_event`s
+    /// straight into `events` (`recordFormat`), so nothing is converted here.
     public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
         events.clear()
         if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
         let epfd = epoll.raw
-        try events.fillFromKernel { (records) throws(Errno) -> Int in
-            try Sys.epollWait(epfd, into: records, timeout: timeout)
+        try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
+            let records = raw.bindMemory(to: epoll_event.self)
+            return try Sys.epollWait(epfd, into: records, timeout: timeout)
         }
     }
 

@@ -4,18 +4,18 @@ import SysCalls
 ///
 /// Semantics are edge-triggered for every backend: an event says readiness arrived; the
 /// user does I/O until it would block, and the next event for that readiness comes only after
-/// new readiness arrives. Level-triggered kernels (poll(2)) emulate this. Errors and
+/// new readiness arrives. Backends over level-triggered kernels emulate this. Errors and
 /// read/write closes are always reported. A selector is used by one thread; `registry` and
 /// wakers are the parts that cross threads.
 ///
-/// The protocol is shaped so that each further backend is one new file: kqueue maps an
-/// `Interest` to separate EVFILT_READ / EVFILT_WRITE filters with EV_CLEAR and its waker to
-/// EVFILT_USER; io_uring keeps one multishot POLL_ADD per registration (user data = token)
-/// and removes it on deregister; IOCP polls readiness through AFD as mio does. None of them
-/// needs anything above this protocol to change.
+/// Each backend is one file (plus its `Sys` wrappers): it translates `Interest` into its
+/// kernel's registration, describes its kernel's event record with an `EventRecordFormat` (so
+/// the kernel writes into `Events` in place), and, if it emulates edge semantics, offers a
+/// `drainHook`. Nothing above this protocol knows which backend runs; `DefaultSelector` names
+/// the platform's best.
 ///
 /// ```swift
-/// let selector = try EpollSelector()
+/// let selector = try DefaultSelector()
 /// try selector.register(listener, token: 0, interest: .readable)
 /// var events = Events(capacity: 256)
 /// try selector.select(into: &events, timeout: .milliseconds(100))
@@ -26,7 +26,7 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// The Sendable handle that wakes a blocked `select`.
     associatedtype Waker: SelectorWaker
 
-    /// A short backend name for logs and test output (`"epoll"`, `"poll"`).
+    /// A short backend name for logs and test output (its file's name, lower-cased).
     static var backendName: String { get }
 
     /// Opens a new selector.
@@ -55,16 +55,22 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// Closes the selector. Later calls through it, its registry or its wakers throw EBADF.
     func close()
 
-    /// True when the backend reports every arrival of new data as a new event (epoll,
-    /// kqueue), so a read that returned less than asked for proves the descriptor drained and
-    /// the would-block read can be skipped. False (the default) means: read until would-block.
+    /// True when a stream read that returned fewer bytes than asked for proves the descriptor
+    /// drained: the backend reports the next arrival of data as a new event, provided the
+    /// reader tells `drainHook` (if any) that it stopped there. Then the would-block read can
+    /// be skipped. False (the default): read until would-block.
     static var shortReadMeansDrained: Bool { get }
 
-    /// True when the backend re-arms a direction once the descriptor's `WouldBlockLedger`
-    /// count moves (poll's emulation): a reader that knows it drained a stream socket (a short
-    /// read) may note that in the ledger instead of reading on to would-block. False (the
-    /// default): notes change nothing, read until would-block.
-    static var rearmsOnLedgerNotes: Bool { get }
+    /// The hook through which I/O code tells the selector that a registered descriptor ran
+    /// dry in one direction, or nil when the backend does not need to hear it (the default).
+    ///
+    /// The contract, for every backend: after I/O on a registered descriptor returns would-block
+    /// (a read, accept, write or connect), or after a stream read returned short and you stop
+    /// reading there, call `selector.drainHook?.drained(fd, direction)`. A kernel with native
+    /// edge-triggered readiness has no hook, so this costs one nil check; a backend that
+    /// emulates edges over a level-triggered kernel watches that direction again only once it
+    /// hears it.
+    var drainHook: (any SelectorDrainHook)? { get }
 }
 
 extension EventSelector {
@@ -84,11 +90,11 @@ extension EventSelector {
         try registry.deregister(fd)
     }
 
-    /// Default: a backend needs the would-block read to re-arm (poll's emulation does).
+    /// Default: read until would-block.
     public static var shortReadMeansDrained: Bool { false }
 
-    /// Default: the backend does not read the ledger.
-    public static var rearmsOnLedgerNotes: Bool { false }
+    /// Default: no hook; the backend learns readiness from its kernel alone.
+    public var drainHook: (any SelectorDrainHook)? { nil }
 }
 
 /// The thread-safe half of a selector: register, reregister and deregister from any thread.
@@ -99,6 +105,15 @@ public protocol SelectorRegistry: Sendable {
     func reregister(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno)
     /// Same as `EventSelector.deregister`, from any thread.
     func deregister(_ fd: FileDescriptor) throws(Errno)
+}
+
+/// Hears from I/O code that a registered descriptor ran dry (see `EventSelector.drainHook`).
+/// Callable from any thread.
+public protocol SelectorDrainHook: AnyObject, Sendable {
+    /// I/O on `fd` in `direction` (`.readable` for reads and accepts, `.writable` for writes
+    /// and connects) returned would-block, or a stream read returned short and the reader
+    /// stopped there.
+    func drained(_ fd: FileDescriptor, _ direction: Interest)
 }
 
 /// Wakes a selector's blocked `select` from any thread. Wakes before a `select` coalesce.

@@ -17,7 +17,7 @@ public struct Interest: OptionSet, Hashable, Sendable, CustomStringConvertible {
     @inlinable public static var readable: Interest { Interest(rawValue: 1 << 0) }
     /// Room to write.
     @inlinable public static var writable: Interest { Interest(rawValue: 1 << 1) }
-    /// Out-of-band / priority data (EPOLLPRI, POLLPRI).
+    /// Out-of-band / priority data (TCP urgent data, some device files).
     @inlinable public static var priority: Interest { Interest(rawValue: 1 << 2) }
 
     /// e.g. `"[readable, writable]"`.

@@ -2,7 +2,7 @@ import SysCalls
 
 /// A scriptable selector with no kernel behind it, for unit-testing the layers above.
 ///
-/// It records registrations with epoll's rules and errors (EEXIST, ENOENT, EINVAL, EBADF),
+/// It records registrations with the protocol's rules and errors (EEXIST, ENOENT, EINVAL, EBADF),
 /// and `select` returns only what a test injects, in injection order, at most
 /// `events.capacity` per call. Injected events are delivered exactly as given, whether or not
 /// a registration carries their token, so a test can script stale or spurious events.
@@ -148,7 +148,7 @@ public final class MockSelector: EventSelector, Sendable {
         public func register(_ fd: FileDescriptor, token: Token, interest: Interest)
             throws(Errno)
         {
-            try state.change("epoll_ctl (mock)", fd, interest) { () throws(Errno) in
+            try state.change("register (mock)", fd, interest) { () throws(Errno) in
                 if state.registrations[fd] != nil { throw Errno(Errno.EEXIST.code, call: "") }
                 state.registrations[fd] = Registration(token: token, interest: interest)
                 state.calls.append(.register(fd, token: token, interest: interest))
@@ -159,7 +159,7 @@ public final class MockSelector: EventSelector, Sendable {
         public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest)
             throws(Errno)
         {
-            try state.change("epoll_ctl (mock)", fd, interest) { () throws(Errno) in
+            try state.change("reregister (mock)", fd, interest) { () throws(Errno) in
                 if state.registrations[fd] == nil { throw Errno(Errno.ENOENT.code, call: "") }
                 state.registrations[fd] = Registration(token: token, interest: interest)
                 state.calls.append(.reregister(fd, token: token, interest: interest))
@@ -168,7 +168,7 @@ public final class MockSelector: EventSelector, Sendable {
 
         /// Removes a registration (ENOENT if `fd` is not registered).
         public func deregister(_ fd: FileDescriptor) throws(Errno) {
-            try state.change("epoll_ctl (mock)", fd, nil) { () throws(Errno) in
+            try state.change("deregister (mock)", fd, nil) { () throws(Errno) in
                 if state.registrations.removeValue(forKey: fd) == nil {
                     throw Errno(Errno.ENOENT.code, call: "")
                 }
@@ -220,7 +220,7 @@ public final class MockSelector: EventSelector, Sendable {
         var registryFailure: Errno?
         var closed = false
 
-        /// Runs one registry change under the lock after the checks epoll makes first:
+        /// Runs one registry change under the lock after the checks a kernel backend makes first:
         /// closed selector (EBADF), scripted failure, invalid fd (EBADF), empty interest
         /// (EINVAL). Errors `body` throws are re-tagged with `call`.
         func change(

@@ -115,8 +115,9 @@ extension PollSelector {
     /// What the selector, its registries and wakers share.
     // @unchecked Sendable invariant: `entries`, `dense`, `wakers` and `generationCounter`
     // are only read or written with `lock` held; everything else is immutable or atomic.
-    final class State: @unchecked Sendable {
+    final class State: SelectorDrainHook, @unchecked Sendable {
         let eventfd: SharedDescriptor
+        let counters = DrainCounters()
         let lock = Lock()
         // Set (with `lock` held) after every table change; cleared by `select` before rebuild.
         let dirty = Atomic<Bool>(false)
@@ -184,6 +185,7 @@ extension PollSelector {
                 token: token, interest: interest, generation: nextGeneration(),
                 denseIndex: Int32(dense.count), device: identity.device, inode: identity.inode)
             dense.append(fd.rawValue)
+            counters.reserve(fd.rawValue)
         }
 
         /// Clears a registration, swapping the last dense entry into its place. Lock held.
@@ -195,6 +197,17 @@ extension PollSelector {
                 entries[Int(last)].denseIndex = Int32(at)
             }
             entries[index] = Entry()
+        }
+
+        /// Counts the note, and pokes a `select` blocked in poll so it re-arms the direction
+        /// (a note from the selecting thread itself finds it not polling).
+        func drained(_ fd: FileDescriptor, _ direction: Interest) {
+            counters.note(fd.rawValue, write: direction.contains(.writable))
+            if polling.load(ordering: .sequentiallyConsistent) {
+                try? eventfd.withDescriptor("drained") { (wakeFD) throws(Errno) in
+                    try State.poke(wakeFD)
+                }
+            }
         }
 
         /// Records a change for `select` to pick up.

@@ -4,14 +4,12 @@ import SysCalls
 
 /// The portable backend: poll(2), level-triggered by nature, made edge-triggered here.
 ///
-/// After reporting a readiness the selector stops asking poll for that direction and notes
-/// the fd's `WouldBlockLedger` count; it asks again once the count moves (someone drained the
-/// fd to EAGAIN through a `Sys` wrapper, or a reader that knows it drained the fd noted it, as
-/// the reactor's `Connection` does after a short read) or on reregister. So the edge contract
-/// is strict here: a short read or a partial write alone does not re-arm; reaching EAGAIN
-/// does.
+/// After reporting a readiness the selector stops asking poll for that direction; it asks
+/// again once I/O code says, through `drainHook`, that the direction ran dry (would-block, or
+/// a short stream read the reader stopped at), or on reregister. So the edge contract is
+/// strict here: I/O that has not reached would-block and was not reported re-arms nothing.
 /// POLLHUP/POLLERR cannot be masked, so an fd reporting them is left out of the poll set
-/// (negative fd) until its ledger moves. A descriptor closed without deregistering
+/// (negative fd) until a drain note re-arms it. A descriptor closed without deregistering
 /// (POLLNVAL) is reported nothing and polled no more.
 ///
 /// Registrations live in a locked table; the registry marks it dirty and, if `select` is
@@ -22,12 +20,17 @@ public final class PollSelector: EventSelector {
     /// `"poll"`.
     public static var backendName: String { "poll" }
 
-    /// True: a direction re-arms once the descriptor's `WouldBlockLedger` count moves.
-    public static var rearmsOnLedgerNotes: Bool { true }
+    /// True: once the reader tells `drainHook` it stopped at a short read, the direction is
+    /// watched again, and data that arrives later is reported.
+    public static var shortReadMeansDrained: Bool { true }
+
+    /// The hook that re-arms a direction: call it after I/O on a registered descriptor
+    /// returns would-block (or a stream read returns short and you stop reading there).
+    public var drainHook: (any SelectorDrainHook)? { state }
 
     private let state: State
-    /// The would-block counters, held so the per-slot checks skip the lazy global's guard.
-    private let ledger = WouldBlockLedger.shared
+    /// The drain counters, held so the per-slot checks skip a load through `state`.
+    private let counters: DrainCounters
     // Unchecked exclusivity for what follows: only the selecting thread touches these (the
     // registry's threads go through `state`), and no access overlaps another.
     // The poll set: index 0 is the internal eventfd, index i + 1 is `slots[i]`.
@@ -46,6 +49,7 @@ public final class PollSelector: EventSelector {
     /// Opens the internal eventfd (close-on-exec) and an empty poll set.
     public init() throws(Errno) {
         state = State(eventfd: SharedDescriptor(try Sys.eventfd()))
+        counters = state.counters
         pollCapacity = 64
         pollfds = .allocate(capacity: pollCapacity)
         pollfds[0] = Sys.PollFD(
@@ -126,7 +130,7 @@ public final class PollSelector: EventSelector {
         static let output: UInt8 = 1 << 3
         // Out of the poll set after POLLHUP/POLLERR, until either direction re-arms.
         static let whole: UInt8 = 1 << 4
-        // POLLNVAL, or an error on an fd the ledger cannot track: until reregister.
+        // POLLNVAL, or an error on an fd without drain counters: until reregister.
         static let dead: UInt8 = 1 << 5
         static let readFamily: UInt8 = input | readHangUp | priority
         static let writeFamily: UInt8 = output
@@ -170,11 +174,10 @@ public final class PollSelector: EventSelector {
             var slot = slots[index]
             let off = slot.disarmed
             if off == 0 || off & Arm.dead != 0 { continue }
-            let fd = FileDescriptor(slot.fd)
-            if off & Arm.readFamily != 0, ledger.count(fd, .read) != slot.readMark {
+            if off & Arm.readFamily != 0, counters.count(slot.fd, write: false) != slot.readMark {
                 slot.disarmed &= ~(Arm.readFamily | Arm.whole)
             }
-            if off & Arm.writeFamily != 0, ledger.count(fd, .write) != slot.writeMark {
+            if off & Arm.writeFamily != 0, counters.count(slot.fd, write: true) != slot.writeMark {
                 slot.disarmed &= ~(Arm.writeFamily | Arm.whole)
             }
             if slot.disarmed != off {
@@ -197,9 +200,8 @@ public final class PollSelector: EventSelector {
             if revents & Sys.PollEvent.priority != 0 { off |= Arm.priority }
             if revents & Sys.PollEvent.output != 0 { off |= Arm.output }
             if revents & (Sys.PollEvent.hangUp | Sys.PollEvent.error) != 0 { off |= Arm.all }
-            let fd = FileDescriptor(slot.fd)
-            if let read = ledger.count(fd, .read),
-                let write = ledger.count(fd, .write)
+            if let read = counters.count(slot.fd, write: false),
+                let write = counters.count(slot.fd, write: true)
             {
                 // A family already disarmed keeps its older mark, so no drain is missed.
                 if off & Arm.readFamily != 0, slot.disarmed & Arm.readFamily == 0 {

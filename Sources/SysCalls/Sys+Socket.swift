@@ -46,7 +46,7 @@ extension Sys {
     ) throws(Errno) -> IOResult<FileDescriptor> {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
-        let result = try retryingIO("accept4", fd, .read) { () -> Int32 in
+        let result = try retryingIO("accept4") { () -> Int32 in
             guard let peer else { return csys_accept4(fd.rawValue, nil, nil, flags) }
             return peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 csys_accept4(fd.rawValue, $0, &length, flags)
@@ -71,10 +71,7 @@ extension Sys {
         if result == 0 { return true }
         let code = errno
         // EINTR on connect: the attempt continues asynchronously, like EINPROGRESS.
-        if code == EINPROGRESS || code == EINTR || code == EAGAIN {
-            WouldBlockLedger.note(fd, .write)
-            return false
-        }
+        if code == EINPROGRESS || code == EINTR || code == EAGAIN { return false }
         throw Errno(code, call: "connect")
     }
 
@@ -91,14 +88,14 @@ extension Sys {
     public static func send(
         _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingRawIO("send", fd, .write) {
+        try retryingRawIO("send") {
             csys_send(fd.rawValue, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL))
         }
     }
 
     /// send(2) with MSG_NOSIGNAL, as one raw attempt: the bytes sent, or -errno (EINTR and
-    /// EAGAIN included, and EAGAIN is not noted in `WouldBlockLedger`). For a hot path that
-    /// handles everything but full success out of line; others use `send`.
+    /// EAGAIN included). For a hot path that handles everything but full success out of line;
+    /// others use `send`.
     @inlinable @inline(__always)
     public static func sendAttempt(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) -> Int {
         csys_send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
@@ -111,7 +108,7 @@ extension Sys {
     public static func recv(
         _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingRawIO("recv", fd, .read) {
+        try retryingRawIO("recv") {
             csys_recv(fd.rawValue, buffer.baseAddress, buffer.count, flags)
         }
     }
@@ -121,7 +118,7 @@ extension Sys {
         _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, to address: UnsafeRawBufferPointer,
         flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("sendto", fd, .write) {
+        try retryingIO("sendto") {
             Glibc.sendto(
                 fd.rawValue, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL),
                 address.baseAddress!.assumingMemoryBound(to: sockaddr.self),
@@ -133,7 +130,7 @@ extension Sys {
     public static func sendmsg(
         _ fd: FileDescriptor, _ message: UnsafePointer<msghdr>, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("sendmsg", fd, .write) {
+        try retryingIO("sendmsg") {
             Glibc.sendmsg(fd.rawValue, message, flags | Int32(MSG_NOSIGNAL))
         }
     }
@@ -142,7 +139,7 @@ extension Sys {
     public static func recvmsg(
         _ fd: FileDescriptor, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("recvmsg", fd, .read) { Glibc.recvmsg(fd.rawValue, message, flags) }
+        try retryingIO("recvmsg") { Glibc.recvmsg(fd.rawValue, message, flags) }
     }
 
     /// getsockopt(2) for an option whose value is a C int.

@@ -5,7 +5,7 @@ import Glibc
 ///
 /// Every wrapper retries EINTR, reads errno immediately after the call, and throws it as
 /// an `Errno` tagged with the call's name. Calls that can answer "would block" return an
-/// `IOResult` instead of throwing EAGAIN, and note it in `WouldBlockLedger`.
+/// `IOResult` instead of throwing EAGAIN.
 public enum Sys {
     /// Runs `body` (a raw libc call returning -1 on error) until it does not fail with EINTR.
     ///
@@ -23,20 +23,16 @@ public enum Sys {
         }
     }
 
-    /// Like `retrying`, but EAGAIN/EWOULDBLOCK becomes `.wouldBlock` and is noted for `fd`.
+    /// Like `retrying`, but EAGAIN/EWOULDBLOCK becomes `.wouldBlock`.
     @inlinable @inline(__always)
     public static func retryingIO<T: FixedWidthInteger>(
-        _ call: StaticString, _ fd: FileDescriptor, _ direction: WouldBlockLedger.Direction,
-        _ body: () -> T
+        _ call: StaticString, _ body: () -> T
     ) throws(Errno) -> IOResult<T> {
         while true {
             let result = body()
             if result != -1 { return .processed(result) }
             let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK {
-                WouldBlockLedger.note(fd, direction)
-                return .wouldBlock
-            }
+            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
             if code != EINTR { throw Errno(code, call: call) }
         }
     }
@@ -45,17 +41,13 @@ public enum Sys {
     /// (the `csys_recv` family): nothing thread-local is read on any path.
     @inlinable @inline(__always)
     public static func retryingRawIO(
-        _ call: StaticString, _ fd: FileDescriptor, _ direction: WouldBlockLedger.Direction,
-        _ body: () -> Int
+        _ call: StaticString, _ body: () -> Int
     ) throws(Errno) -> IOResult<Int> {
         while true {
             let result = body()
             if result >= 0 { return .processed(result) }
             let code = Int32(truncatingIfNeeded: -result)
-            if code == EAGAIN || code == EWOULDBLOCK {
-                WouldBlockLedger.note(fd, direction)
-                return .wouldBlock
-            }
+            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
             if code != EINTR { throw Errno(code, call: call) }
         }
     }
@@ -73,7 +65,7 @@ public enum Sys {
     public static func read(
         _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("read", fd, .read) {
+        try retryingIO("read") {
             Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count)
         }
     }
@@ -83,7 +75,7 @@ public enum Sys {
     public static func write(
         _ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("write", fd, .write) {
+        try retryingIO("write") {
             Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count)
         }
     }
@@ -93,7 +85,7 @@ public enum Sys {
     public static func readv(
         _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("readv", fd, .read) {
+        try retryingIO("readv") {
             Glibc.readv(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
         }
     }
@@ -103,7 +95,7 @@ public enum Sys {
     public static func writev(
         _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("writev", fd, .write) {
+        try retryingIO("writev") {
             Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
         }
     }

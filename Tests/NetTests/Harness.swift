@@ -4,26 +4,31 @@ import SysCalls
 import Testing
 
 /// One end of a stream under test: reads everything until would-block (edge semantics),
-/// optionally echoes it, and writes what is queued until done or would-block.
+/// optionally echoes it, and writes what is queued until done or would-block, telling the
+/// selector's drain hook each time it stops at would-block.
 final class StreamEnd {
     let socket: any StreamSocket
     let echoes: Bool
+    let hook: (any SelectorDrainHook)?
     var received: [UInt8] = []
     var outbound: [UInt8] = []
     var sent = 0
     var sawEndOfFile = false
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
 
-    init(_ socket: any StreamSocket, echoes: Bool) {
+    init(_ socket: any StreamSocket, echoes: Bool, hook: (any SelectorDrainHook)?) {
         self.socket = socket
         self.echoes = echoes
+        self.hook = hook
     }
 
     /// Reads until would-block or end of file, then flushes.
     func service() throws {
         reading: while !sawEndOfFile {
             switch try socket.read(into: &buffer) {
-            case .wouldBlock: break reading
+            case .wouldBlock:
+                hook?.drained(socket.fileDescriptor, .readable)
+                break reading
             case .processed(0): sawEndOfFile = true
             case .processed(let count):
                 received += buffer[..<count]
@@ -37,7 +42,9 @@ final class StreamEnd {
     func flush() throws {
         while sent < outbound.count {
             let result = try outbound[sent...].withUnsafeBytes { try socket.write($0) }
-            guard case .processed(let count) = result else { return }
+            guard case .processed(let count) = result else {
+                return hook?.drained(socket.fileDescriptor, .writable) ?? ()
+            }
             sent += count
         }
     }
@@ -55,9 +62,10 @@ func echoStream<S: EventSelector>(
 ) throws {
     let selector = try S()
     defer { selector.close() }
-    let clientEnd = StreamEnd(client, echoes: false)
+    let hook = selector.drainHook
+    let clientEnd = StreamEnd(client, echoes: false, hook: hook)
     clientEnd.outbound = payload
-    var serverEnd: StreamEnd? = server.map { StreamEnd($0, echoes: true) }
+    var serverEnd: StreamEnd? = server.map { StreamEnd($0, echoes: true, hook: hook) }
     if let listener {
         try selector.register(listener.fileDescriptor, token: 0, interest: .readable)
     }
@@ -72,12 +80,13 @@ func echoStream<S: EventSelector>(
         case 0:
             while let stream = try accept() {
                 #expect(serverEnd == nil, "one connection expected")
-                let end = StreamEnd(stream, echoes: true)
+                let end = StreamEnd(stream, echoes: true, hook: hook)
                 serverEnd = end
                 try selector.register(
                     stream.fileDescriptor, token: 2, interest: [.readable, .writable])
                 try end.service()
             }
+            if let listener { hook?.drained(listener.fileDescriptor, .readable) }
         case 1:
             if !connected {
                 if let error = try client.takeError() { throw error }
@@ -132,10 +141,12 @@ func echoDatagrams<S: EventSelector>(
                     ? try server.send(bytes) : try server.send(bytes, to: datagram.sender)
                 #expect(sent == .processed(bytes.count))
             }
+            selector.drainHook?.drained(server.fileDescriptor, .readable)
         } else {
             while case .processed(let datagram) = try client.receive(into: &buffer) {
                 echoed.append(Array(buffer[..<datagram.count]))
             }
+            selector.drainHook?.drained(client.fileDescriptor, .readable)
             try sendMore(echoed: echoed.count)
         }
         return echoed.count >= count

@@ -80,6 +80,7 @@ extension NetTests {
                     useWritev.toggle()
                     guard case .processed(let count) = result else {
                         wouldBlocks += 1
+                        selector.drainHook?.drained(writer.fileDescriptor, .writable)
                         return
                     }
                     if count < length { partialWrites += 1 }
@@ -91,7 +92,7 @@ extension NetTests {
             func read() throws {
                 while true {
                     guard case .processed(let count) = try reader.read(into: &buffer) else {
-                        return
+                        return selector.drainHook?.drained(reader.fileDescriptor, .readable) ?? ()
                     }
                     if count == 0 { return }
                     reads += 1
@@ -146,8 +147,8 @@ extension NetTests {
             #expect(try client.write(Array("hello".utf8)) == .processed(5))
             try client.shutdown(.write)
 
-            let serverEnd = StreamEnd(server, echoes: false)
-            let clientEnd = StreamEnd(client, echoes: false)
+            let serverEnd = StreamEnd(server, echoes: false, hook: selector.drainHook)
+            let clientEnd = StreamEnd(client, echoes: false, hook: selector.drainHook)
             var serverSawReadClosed = false
             try loop(selector, "half-close over \(S.backendName)") { event in
                 if event.token == 2 {

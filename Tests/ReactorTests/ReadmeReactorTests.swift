@@ -7,7 +7,8 @@ import Testing
 
 /// README's Reactor example (with port 0 and a client), kept compiling and true.
 final class ReadmeEcho: ConnectionDelegate {
-    func connection(_ c: Connection<EpollSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int {
+    func connection(_ c: Connection<DefaultSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int
+    {
         c.write(bytes)  // sent now; only what the kernel refuses is queued
         return bytes.count  // consumed; unconsumed bytes are kept for the next call
     }
@@ -17,7 +18,7 @@ final class ReadmeEcho: ConnectionDelegate {
 struct ReadmeReactorTests {
     @Test("the README's echo server echoes a client's bytes")
     func readmeEchoServer() throws {
-        let reactor = try Reactor<EpollSelector>()
+        let reactor = try Reactor<DefaultSelector>()
         let echo = ReadmeEcho()
         let listener = try TCPListener(binding: SocketAddress(parsing: "127.0.0.1:0"))
         let address = try listener.localAddress

@@ -51,6 +51,21 @@ struct TimerQueueTests {
         #expect(due?.1 == "second")
     }
 
+    @Test("a TimerID kept from before removeAll cancels none of the timers scheduled after it")
+    func idFromBeforeRemoveAllIsStale() {
+        var queue = TimerQueue<Int>()
+        let old = queue.schedule(at: 10, 1)
+        _ = queue.schedule(at: 20, 2)
+        queue.removeAll()
+        #expect(!queue.isPending(old))
+        let fresh = queue.schedule(at: 30, 3)
+        let cancelled = queue.cancel(old)
+        #expect(!cancelled, "a pre-removeAll TimerID cancelled a new timer")
+        #expect(queue.isPending(fresh))
+        let fired = queue.popExpired(now: 30)?.1
+        #expect(fired == 3)
+    }
+
     @Test("a repeating timer reschedules from its deadline and catches up when far behind")
     func repeating() {
         var queue = TimerQueue<Int>()

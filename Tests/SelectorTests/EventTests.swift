@@ -1,56 +1,9 @@
-import CSysCalls
-import Glibc
 import Selector
-import SysCalls
 import Testing
 
-/// Events can carry the kernel's epoll/poll bits unconverted; every accessor must read them as
-/// the equivalent `Readiness`.
-@Suite("Event readiness from kernel bits")
+/// The neutral event types: readiness bits, the `Events` buffer and record formats.
+@Suite("Event and Events")
 struct EventTests {
-    static let cases: [(bits: UInt32, readiness: Event.Readiness)] = [
-        (EPOLLIN.rawValue, .readable),
-        (EPOLLOUT.rawValue, .writable),
-        (EPOLLPRI.rawValue, .priority),
-        (EPOLLIN.rawValue | EPOLLRDHUP.rawValue, [.readable, .readClosed]),
-        (EPOLLHUP.rawValue, [.readClosed, .writeClosed]),
-        (EPOLLERR.rawValue, [.error, .writeClosed]),
-        (
-            EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue
-                | EPOLLRDHUP.rawValue,
-            [.readable, .writable, .error, .readClosed, .writeClosed]
-        ),
-        (0, []),
-    ]
-
-    @Test("kernel bits decode to the same readiness and accessors as a built event")
-    func kernelBitsDecode() {
-        for (bits, readiness) in Self.cases {
-            let kernel = Event(token: 9, kernelBits: bits)
-            let built = Event(token: 9, readiness: readiness)
-            #expect(kernel.readiness == readiness, "bits \(bits)")
-            #expect(kernel == built)
-            #expect(kernel.hashValue == built.hashValue)
-            #expect(kernel.isReadable == readiness.contains(.readable))
-            #expect(kernel.isWritable == readiness.contains(.writable))
-            #expect(kernel.isPriority == readiness.contains(.priority))
-            #expect(kernel.isError == readiness.contains(.error))
-            #expect(kernel.isReadClosed == readiness.contains(.readClosed))
-            #expect(kernel.isWriteClosed == readiness.contains(.writeClosed))
-            #expect(kernel.description == built.description)
-        }
-    }
-
-    @Test("poll's bits are epoll's: POLLIN/PRI/OUT/ERR/HUP/RDHUP decode alike")
-    func pollBitsMatch() {
-        #expect(UInt32(POLLIN) == EPOLLIN.rawValue)
-        #expect(UInt32(POLLPRI) == EPOLLPRI.rawValue)
-        #expect(UInt32(POLLOUT) == EPOLLOUT.rawValue)
-        #expect(UInt32(POLLERR) == EPOLLERR.rawValue)
-        #expect(UInt32(POLLHUP) == EPOLLHUP.rawValue)
-        #expect(UInt32(Sys.PollEvent.readHangUp) == EPOLLRDHUP.rawValue)
-    }
-
     @Test("a built event's readiness is exactly what it was given (error alone stays alone)")
     func builtReadinessIsExact() {
         let error = Event(token: 1, readiness: .error)
@@ -58,16 +11,20 @@ struct EventTests {
         #expect(error.isError && !error.isWriteClosed && !error.isReadClosed)
         let closed = Event(token: 1, readiness: .writeClosed)
         #expect(closed.isWriteClosed && !closed.isReadClosed && !closed.isError)
-        var changed = Event(token: 2, kernelBits: EPOLLHUP.rawValue)
+        var changed = Event(token: 2, readiness: [.readClosed, .writeClosed])
         changed.readiness = .readable
-        #expect(changed.readiness == .readable && !changed.isReadClosed)
+        #expect(changed.readiness == .readable && !changed.isReadClosed && changed.isReadableOnly)
+        #expect(!Event(token: 3, readiness: [.readable, .readClosed]).isReadableOnly)
+        #expect(
+            Event(token: 3, readiness: [.readable, .priority]).description
+                == "Event(Token(3), readable priority)")
     }
 
-    @Test("Events keeps appended events in order, whatever their encoding")
+    @Test("Events keeps appended events in order, copies on write, and ignores overflow")
     func eventsBuffer() {
         var events = Events(capacity: 3)
         events.append(Event(token: 1, readiness: [.readable, .readClosed]))
-        events.append(Event(token: 2, kernelBits: EPOLLERR.rawValue))
+        events.append(Event(token: 2, readiness: [.error, .writeClosed]))
         var copy = events
         copy.append(Event(token: 3, readiness: .writable))
         events.append(Event(token: 4, readiness: .priority))
@@ -78,5 +35,73 @@ struct EventTests {
         #expect(events.isFull)
         events.clear()
         #expect(events.isEmpty)
+    }
+
+    /// A made-up kernel record (24 bytes: flags word, padding, token at 16) proves that a
+    /// backend's layout lives in its format alone.
+    static let testFormat = EventRecordFormat(
+        stride: 24, tokenOffset: 16, readableOnlyOffset: 4, readableOnlyWord: 0xAB
+    ) { record in
+        let word = record.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        var readiness: Event.Readiness = []
+        if word & 0x01 != 0 { readiness.insert(.readable) }
+        if word & 0x10 != 0 { readiness.insert(.writable) }
+        if word & 0x20 != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
+        return readiness
+    }
+
+    static func writeTestRecords(
+        _ raw: UnsafeMutableRawBufferPointer, _ records: [(word: UInt32, token: UInt64)]
+    ) -> Int {
+        for (index, record) in records.enumerated() {
+            let base = raw.baseAddress! + index * 24
+            base.storeBytes(of: record.word, toByteOffset: 4, as: UInt32.self)
+            base.storeBytes(of: record.token, toByteOffset: 16, as: UInt64.self)
+        }
+        return records.count
+    }
+
+    @Test("records written in place are decoded through their format, the fast word included")
+    func filledInPlace() {
+        var events = Events(capacity: 4)
+        events.fill(format: Self.testFormat) { raw in
+            #expect(raw.count == 4 * 24)
+            return Self.writeTestRecords(raw, [(0xAB, 7), (0x11, 8), (0x21, 9)])
+        }
+        #expect(events.count == 3)
+        #expect(events[0] == Event(token: 7, readiness: .readable))
+        #expect(events[1] == Event(token: 8, readiness: [.readable, .writable]))
+        #expect(events[2] == Event(token: 9, readiness: [.readable, .readClosed, .writeClosed]))
+        #expect(events.reader.event(at: 2) == events[2])
+        // Appending after a fill keeps the filled events (re-encoded) and adds the new one.
+        events.append(Event(token: 10, readiness: .priority))
+        #expect(events.map(\.token) == [7, 8, 9, 10])
+        #expect(events[1].readiness == [.readable, .writable])
+        // And the neutral layout serves appends after a clear.
+        events.clear()
+        events.append(Event(token: 11, readiness: .readable))
+        #expect(Array(events) == [Event(token: 11, readiness: .readable)])
+    }
+
+    @Test("a format with records larger than the buffer was made for gets room for them")
+    func largerRecordsGrow() {
+        let wide = EventRecordFormat(
+            stride: 64, tokenOffset: 56, readableOnlyOffset: 0, readableOnlyWord: 1
+        ) { _ in .writable }
+        var events = Events(capacity: 3)
+        events.fill(format: wide) { raw in
+            #expect(raw.count == 3 * 64)
+            for index in 0..<3 {
+                let base = raw.baseAddress! + index * 64
+                base.storeBytes(of: UInt32(index == 0 ? 1 : 2), as: UInt32.self)
+                base.storeBytes(of: UInt64(index), toByteOffset: 56, as: UInt64.self)
+            }
+            return 3
+        }
+        #expect(
+            Array(events) == [
+                Event(token: 0, readiness: .readable), Event(token: 1, readiness: .writable),
+                Event(token: 2, readiness: .writable),
+            ])
     }
 }

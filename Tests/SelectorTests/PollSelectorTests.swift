@@ -32,7 +32,7 @@ struct PollSelectorTests {
             #expect(events.isEmpty)
 
             // Drained to EAGAIN: quiet until new data arrives, then one event.
-            #expect(try PollFixture.drain(a) == 6)
+            #expect(try PollFixture.drain(a, hook: selector.drainHook) == 6)
             try selector.select(into: &events, timeout: .milliseconds(30))
             #expect(events.isEmpty)
             try PollFixture.send(b, "three")
@@ -56,10 +56,10 @@ struct PollSelectorTests {
             try selector.select(into: &events, timeout: .milliseconds(30))
             #expect(events.isEmpty)
 
-            try PollFixture.fill(a)
+            try PollFixture.fill(a, hook: selector.drainHook)
             try selector.select(into: &events, timeout: .milliseconds(30))
             #expect(events.isEmpty)
-            _ = try PollFixture.drain(b)
+            _ = try PollFixture.drain(b, hook: selector.drainHook)
             try selector.select(into: &events, timeout: .seconds(2))
             #expect(events.map(\.token) == [3])
             #expect(events.first?.isWritable == true)
@@ -92,6 +92,40 @@ struct PollSelectorTests {
             returned.store(true, ordering: .releasing)
             done.wait()
             #expect(events.map(\.token) == [11])
+        }
+    }
+
+    @Test func aDrainNoteFromAnotherThreadRearmsABlockedSelect() throws {
+        try PollFixture.checkingLeaks { fds in
+            let selector = try PollSelector()
+            let (a, b) = try fds.pair()
+            defer { PollFixture.close(a, b) }
+            try selector.register(a, token: 12, interest: .readable)
+            var events = Events(capacity: 8)
+            try PollFixture.send(b, "one")
+            try selector.select(into: &events, timeout: .seconds(2))
+            #expect(events.map(\.token) == [12])
+            let hook = try #require(selector.drainHook)
+            // Another thread drains `a` and sends more while this one blocks in select: the
+            // note must wake it and re-arm, so the new data is reported.
+            let fallback = try selector.makeWaker(token: 999)
+            let returned = Atomic<Bool>(false)
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                usleep(50_000)
+                #expect(throws: Never.self) {
+                    _ = try PollFixture.drain(a, hook: nil)
+                    try PollFixture.send(b, "two")
+                }
+                hook.drained(a, .readable)
+                for _ in 0..<300 where !returned.load(ordering: .acquiring) { usleep(10_000) }
+                if !returned.load(ordering: .acquiring) { try? fallback.wake() }
+                done.signal()
+            }
+            try selector.select(into: &events, timeout: nil)
+            returned.store(true, ordering: .releasing)
+            done.wait()
+            #expect(events.map(\.token) == [12])
         }
     }
 
@@ -226,7 +260,7 @@ struct PollSelectorTests {
                     seen[index] += 1
                     // Ready again at once: a scan that always started at the first fd would
                     // report the same hundred forever.
-                    _ = try PollFixture.drain(pairs[index].0)
+                    _ = try PollFixture.drain(pairs[index].0, hook: selector.drainHook)
                     try PollFixture.send(pairs[index].1)
                 }
                 selects += 1
@@ -319,7 +353,7 @@ struct PollSelectorTests {
     }
 }
 
-/// Descriptors and I/O for the tests above, through `Sys` so the would-block ledger sees them.
+/// Descriptors and I/O for the tests above, through `Sys`; drains and fills tell the drain hook.
 final class PollFixture {
     // Every socket a test opened, with its inode: closed means fstat fails or finds another
     // file under the number (other suites run in parallel and reuse numbers).
@@ -368,27 +402,30 @@ final class PollFixture {
         #expect(result == .processed(text.utf8.count))
     }
 
-    /// Reads until would-block; returns the byte count.
-    static func drain(_ fd: FileDescriptor) throws -> Int {
+    /// Reads until would-block, then tells `hook`; returns the byte count.
+    static func drain(_ fd: FileDescriptor, hook: (any SelectorDrainHook)?) throws -> Int {
         var total = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let result = try buffer.withUnsafeMutableBytes { (raw) throws(Errno) in
                 try Sys.read(fd, into: raw)
             }
-            guard case .processed(let count) = result, count > 0 else { return total }
+            guard case .processed(let count) = result, count > 0 else {
+                if result == .wouldBlock { hook?.drained(fd, .readable) }
+                return total
+            }
             total += count
         }
     }
 
-    /// Writes until would-block.
-    static func fill(_ fd: FileDescriptor) throws {
+    /// Writes until would-block, then tells `hook`.
+    static func fill(_ fd: FileDescriptor, hook: (any SelectorDrainHook)?) throws {
         let buffer = [UInt8](repeating: 1, count: 65536)
         while true {
             let result = try buffer.withUnsafeBytes { (raw) throws(Errno) in
                 try Sys.write(fd, from: raw)
             }
-            if result == .wouldBlock { return }
+            if result == .wouldBlock { return hook?.drained(fd, .writable) ?? () }
         }
     }
 }

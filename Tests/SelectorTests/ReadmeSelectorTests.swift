@@ -8,7 +8,7 @@ import Testing
 struct ReadmeSelectorTests {
     @Test("the README's pipe example reports the readable event it describes")
     func readmeExample() throws {
-        let selector = try EpollSelector()  // or PollSelector()
+        let selector = try DefaultSelector()  // or PollSelector(), KqueueSelector()
         let (readEnd, writeEnd) = try Sys.pipe2()
         defer {
             try? Sys.close(readEnd)

@@ -114,8 +114,11 @@ func send(_ fd: FileDescriptor, _ text: String = "x") throws {
 }
 
 /// Reads until the descriptor would block or reports end of file; returns the bytes read.
+/// At would-block it tells `selector`'s drain hook, as the edge contract asks.
 @discardableResult
-func drain(_ fd: FileDescriptor) throws -> Int {
+func drain(_ fd: FileDescriptor, for selector: (some EventSelector)? = MockSelector?.none)
+    throws -> Int
+{
     var buffer = [UInt8](repeating: 0, count: 4096)
     var total = 0
     while true {
@@ -123,7 +126,10 @@ func drain(_ fd: FileDescriptor) throws -> Int {
             try Sys.read(fd, into: raw)
         }
         switch result {
-        case .wouldBlock, .processed(0): return total
+        case .wouldBlock:
+            selector?.drainHook?.drained(fd, .readable)
+            return total
+        case .processed(0): return total
         case .processed(let count): total += count
         }
     }

@@ -37,7 +37,7 @@ struct InterruptedCallTests {
     @Test("Sys.retryingIO retries EINTR too")
     func retryingIORetriesEINTR() throws {
         var calls = 0
-        let result = try Sys.retryingIO("test", FileDescriptor(-1), .read) { () -> Int in
+        let result = try Sys.retryingIO("test") { () -> Int in
             calls += 1
             if calls == 1 {
                 errno = EINTR

@@ -3,9 +3,9 @@ import SysCalls
 import TestSupport
 import Testing
 
-@Suite("Non-blocking I/O and the would-block ledger", .opensDescriptors)
+@Suite("Non-blocking I/O: would-block is a value", .opensDescriptors)
 struct NonBlockingIOTests {
-    @Test("reading an empty non-blocking pipe is .wouldBlock and bumps the read counter")
+    @Test("reading an empty non-blocking pipe is .wouldBlock, every time")
     func emptyReadWouldBlock() throws {
         try checkingDescriptorLeaks {
             let (read, write) = try highPipe(slot: 4)
@@ -13,45 +13,16 @@ struct NonBlockingIOTests {
                 try? Sys.close(read)
                 try? Sys.close(write)
             }
-            let before = try #require(WouldBlockLedger.count(read, .read))
-            let writesBefore = WouldBlockLedger.count(read, .write)
             #expect(try readOnce(read) == .wouldBlock)
-            #expect(WouldBlockLedger.count(read, .read) == before &+ 1)
-            #expect(WouldBlockLedger.count(read, .write) == writesBefore)
             #expect(try readOnce(read) == .wouldBlock)
-            #expect(WouldBlockLedger.count(read, .read) == before &+ 2)
         }
     }
 
-    @Test("a held ledger table and the static accessors see the same counters")
-    func heldTableSharesCounters() throws {
-        try checkingDescriptorLeaks {
-            let (read, write) = try highPipe(slot: 7)
-            defer {
-                try? Sys.close(read)
-                try? Sys.close(write)
-            }
-            let table = WouldBlockLedger.shared
-            let before = try #require(table.count(read, .read))
-            #expect(WouldBlockLedger.count(read, .read) == before)
-            table.note(read, .read)
-            #expect(WouldBlockLedger.count(read, .read) == before &+ 1)
-            #expect(try readOnce(read) == .wouldBlock)
-            #expect(table.count(read, .read) == before &+ 2)
-            // Outside the table: nothing to count, and noting is a no-op.
-            let outside = FileDescriptor(Int32(truncatingIfNeeded: table.slots))
-            #expect(table.count(outside, .read) == nil)
-            table.note(outside, .read)
-            #expect(table.count(FileDescriptor(-1), .write) == nil)
-        }
-    }
-
-    @Test("data and end of file are .processed and leave the counter alone")
+    @Test("data and end of file are .processed")
     func dataAndEOFAreProcessed() throws {
         try checkingDescriptorLeaks {
             let (read, write) = try highPipe(slot: 5)
             defer { try? Sys.close(read) }
-            let before = WouldBlockLedger.count(read, .read)
             let written = try Array("abc".utf8).withUnsafeBytes { (raw) throws(Errno) in
                 try Sys.write(write, from: raw)
             }
@@ -60,11 +31,10 @@ struct NonBlockingIOTests {
             #expect(try readOnce(read) == .processed(3))
             try Sys.close(write)
             #expect(try readOnce(read) == .processed(0))
-            #expect(WouldBlockLedger.count(read, .read) == before)
         }
     }
 
-    @Test("writing into a full pipe is .wouldBlock and bumps the write counter")
+    @Test("writing into a full pipe is .wouldBlock")
     func fullWriteWouldBlock() throws {
         try checkingDescriptorLeaks {
             let (read, write) = try highPipe(slot: 6)
@@ -72,7 +42,6 @@ struct NonBlockingIOTests {
                 try? Sys.close(read)
                 try? Sys.close(write)
             }
-            let before = try #require(WouldBlockLedger.count(write, .write))
             let chunk = [UInt8](repeating: 7, count: 65_536)
             var total = 0
             var result = IOResult<Int>.processed(0)
@@ -85,11 +54,10 @@ struct NonBlockingIOTests {
             #expect(result == .wouldBlock)
             #expect(result.value == nil)
             #expect(total > 0)
-            #expect(WouldBlockLedger.count(write, .write) == before &+ 1)
         }
     }
 
-    @Test("accept with no pending connection is .wouldBlock and bumps the read counter")
+    @Test("accept with no pending connection is .wouldBlock")
     func acceptWouldBlock() throws {
         try checkingDescriptorLeaks {
             let listener = try Sys.socket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue))
@@ -101,35 +69,25 @@ struct NonBlockingIOTests {
                 try Sys.bind(listener, raw)
             }
             try Sys.listen(listener, backlog: 8)
-            let before = WouldBlockLedger.count(listener, .read)
             #expect(try Sys.accept4(listener) == .wouldBlock)
-            #expect(WouldBlockLedger.count(listener, .read) == before.map { $0 &+ 1 })
         }
     }
 
-    @Test("descriptors outside the ledger's table have no counter")
-    func outOfRangeDescriptorsHaveNoCounter() {
-        #expect(WouldBlockLedger.count(FileDescriptor(-1), .read) == nil)
-        #expect(WouldBlockLedger.count(FileDescriptor(Int32.max), .write) == nil)
-        WouldBlockLedger.note(FileDescriptor(-1), .read)  // ignored, no crash
-    }
-
-    @Test("retryingIO turns EAGAIN into .wouldBlock and notes it for the descriptor")
+    @Test("retryingIO turns EAGAIN and EWOULDBLOCK into .wouldBlock, other errors into Errno")
     func retryingIOTurnsEAGAINIntoWouldBlock() throws {
-        let fd = FileDescriptor(try highPipeNumber(slot: 7))
-        let before = WouldBlockLedger.count(fd, .write)
-        let result = try Sys.retryingIO("test", fd, .write) { () -> Int in
-            errno = EAGAIN
-            return -1
+        for code in [EAGAIN, EWOULDBLOCK] {
+            let result = try Sys.retryingIO("test") { () -> Int in
+                errno = code
+                return -1
+            }
+            #expect(result == .wouldBlock)
         }
-        #expect(result == .wouldBlock)
-        #expect(WouldBlockLedger.count(fd, .write) == before.map { $0 &+ 1 })
-    }
-
-    /// A number in this test's reserved range, not opened: the ledger only indexes by number.
-    private func highPipeNumber(slot: Int32) throws -> Int32 {
-        let soft = try Sys.openFileLimit().soft
-        return Int32(clamping: min(soft, 16_384)) - 32 * (slot + 1)
+        #expect(throws: Errno.EPIPE) {
+            try Sys.retryingIO("test") { () -> Int in
+                errno = EPIPE
+                return -1
+            }
+        }
     }
 }
 

@@ -227,5 +227,7 @@ final class ReadyDescriptors<S: EventSelector> {
         try withUnsafeMutableBytes(of: &buffer) { (raw) throws(Errno) in
             while case .processed(let n) = try Sys.read(fd, into: raw), n > 0 {}
         }
+        // Would block: a backend that emulates edges (poll) watches the socket again.
+        selector.drainHook?.drained(fd, .readable)
     }
 }

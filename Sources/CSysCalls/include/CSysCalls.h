@@ -115,13 +115,6 @@ static inline struct epoll_event csys_epoll_event_make(uint32_t events, uint64_t
     return ev;
 }
 
-// Relaxed atomics over plain memory, for the poll backend's would-block table.
-static inline uint32_t csys_atomic_load_u32(const uint32_t *p) {
-    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-static inline void csys_atomic_increment_u32(uint32_t *p) {
-    __atomic_fetch_add(p, 1, __ATOMIC_RELEASE);
-}
 #endif
 
 #endif
