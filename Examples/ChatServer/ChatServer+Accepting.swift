@@ -14,7 +14,6 @@ extension ChatServer {
                     return
                 case .processed(let (stream, _)):
                     admit(stream)
-                    sendNotices()  // before the next arrival, who never saw these clients
                 }
             } catch let error {
                 switch error.code {
@@ -57,9 +56,10 @@ extension ChatServer {
         nextID += 1
         try? stream.setNoDelay(true)
         slots[slot].client = client
-        // Announced now, not queued: a client accepted later in this same loop must not
-        // hear about an arrival that happened before its own.
-        broadcast(Message("* \(client.id) joined\n"), except: client)
+        // Announced with the turn's other notices; the newcomer hears only those after its own
+        // arrival (not its own, nor earlier arrivals of this turn).
+        addNotice("* \(client.id) joined\n")
+        client.noticesFrom = notices.count
         deliver(Message("* you are \(client.id)\n"), to: client)
     }
 

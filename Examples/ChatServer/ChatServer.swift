@@ -13,6 +13,12 @@ struct ChatLimits {
     var lingerTime = Duration.seconds(2)
     /// How long accepting pauses when the process runs out of descriptors.
     var acceptPause = Duration.milliseconds(100)
+    /// Bytes written to clients per loop turn, beyond which big backlogs wait for the next
+    /// turn (small ones, up to `smallWrite`, always go): a turn stays short, so newcomers
+    /// and other events are served between the writes a flood causes.
+    var turnWriteBudget = 2 << 20
+    /// A backlog this small is written even when the turn's budget is spent.
+    var smallWrite = 4 << 10
 }
 
 /// A line-based chat room on one thread: a selector, a listener and a table of clients.
@@ -20,6 +26,12 @@ struct ChatLimits {
 /// Every complete line a client sends goes to every other client as `"<id>: line\n"`; joins
 /// and departures are announced as `"* <id> joined\n"` and `"* <id> left\n"`. Readiness is
 /// edge-triggered, so each event is followed by reads, accepts or writes until would-block.
+///
+/// Output is coalesced so that what one client sends cannot multiply the work of a turn: the
+/// complete lines of one read become one shared message, the notices of one turn another,
+/// and each member is written to at most once per turn (the rest waits for the next turn).
+/// A turn's work is bounded by the events it handles and the members it writes to, never by
+/// lines × members.
 final class ChatServer<Backend: EventSelector> {
     /// The address the listener is bound to (with the real port after binding port 0).
     let localAddress: SocketAddress
@@ -50,9 +62,11 @@ final class ChatServer<Backend: EventSelector> {
     private var leaving: [Client] = []
     // Clients that used up their read budget with input still waiting: resumed next turn.
     private var unfinishedReads: [Client] = []
-    // Announcements made while a broadcast was running (a recipient was dropped), sent once
-    // it is over, so broadcasts never nest.
-    private var notices: [Message] = []
+    // The notices of this turn ("* 3 joined\n* 5 left\n…"), sent as one message at its end;
+    // a client admitted during the turn hears only those after its own (`noticesFrom`).
+    var notices: [UInt8] = []
+    // Clients with output to write this turn (`Client.wantsFlush`).
+    var toFlush: [Client] = []
 
     /// A spare descriptor, freed at the descriptor limit for one accept-and-close (the
     /// same `DescriptorReserve` the Reactor's `Acceptor` uses).
@@ -83,10 +97,7 @@ final class ChatServer<Backend: EventSelector> {
     func run() throws(Errno) {
         while !stopping {
             try selector.select(into: &events, timeout: nextTimeout())
-            for index in events.indices {
-                dispatch(events[index])
-                sendNotices()
-            }
+            for index in events.indices { dispatch(events[index]) }
             if let until = acceptPausedUntil, ContinuousClock.now >= until {
                 acceptPausedUntil = nil
                 acceptAll()
@@ -94,6 +105,7 @@ final class ChatServer<Backend: EventSelector> {
             resumeReads()
             expireLeaving()
             sendNotices()
+            flushAll()
         }
         for index in slots.indices { if let client = slots[index].client { remove(client) } }
         try? listener.close()
@@ -108,12 +120,12 @@ final class ChatServer<Backend: EventSelector> {
             guard let client = lookup(event.token) else { return }  // closed since: stale
             if event.isReadable || event.isReadClosed || event.isError { readAll(client) }
             if event.isWritable || event.isWriteClosed, lookup(event.token) === client {
-                flush(client)
+                markForFlush(client)
             }
         }
     }
 
-    private func lookup(_ token: Token) -> Client? {
+    func lookup(_ token: Token) -> Client? {
         let slot = Int(token.rawValue & 0xFFFF_FFFF) - Self.firstClientToken
         guard slot >= 0, slot < slots.count, slots[slot].generation == UInt32(token.rawValue >> 32)
         else { return nil }
@@ -166,36 +178,65 @@ final class ChatServer<Backend: EventSelector> {
         for client in clients where lookup(client.token) === client && client.readUnfinished {
             client.readUnfinished = false
             readAll(client)
-            sendNotices()
         }
     }
 
-    /// Splits `bytes` into lines, completing the one `client` had started.
+    /// Splits `bytes` into lines, completing the one `client` had started, and broadcasts
+    /// the complete ones as one message: the work is linear in the bytes, however many lines
+    /// they hold.
     private func receive(_ bytes: UnsafeRawBufferPointer, from client: Client) {
-        var start = 0
-        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            let piece = UnsafeRawBufferPointer(rebasing: bytes[start..<newline])
-            if client.partialLine.count + piece.count > limits.maxLine { return tooLong(client) }
-            client.partialLine.withUnsafeBytes { line in announceLine(line, piece, from: client) }
-            sendNotices()  // a recipient dropped by that line is announced at once
-            if client.state != .member { return }  // the sender itself was dropped
-            client.partialLine.removeAll(keepingCapacity: client.partialLine.capacity <= 4096)
-            start = newline + 1
-        }
-        if client.partialLine.count + bytes.count - start > limits.maxLine {
-            return tooLong(client)
-        }
-        client.partialLine.append(contentsOf: bytes[start...])
-    }
-
-    private func announceLine(
-        _ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer, from client: Client
-    ) {
-        let message = client.prefix.withUnsafeBytes { prefix in
-            withUnsafeBytes(of: UInt8(ascii: "\n")) { newline in
-                Message(prefix, head, tail, newline)
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let count = bytes.count
+        // One pass for the complete lines and the limit: `end` is just past the last newline
+        // of an acceptable line.
+        var lines = 0
+        var end = 0
+        var lineLength = client.partialLine.count
+        var overlong = false
+        for index in 0..<count {
+            if base[index] == 0x0A {
+                lines += 1
+                end = index + 1
+                lineLength = 0
+            } else {
+                lineLength += 1
+                if lineLength > limits.maxLine {
+                    overlong = true
+                    break
+                }
             }
         }
+        if lines > 0 { broadcastLines(base, through: end, count: lines, from: client) }
+        if overlong { return tooLong(client) }
+        client.partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[end...]))
+    }
+
+    /// Broadcasts, as one message, `client`'s unfinished line completed by the `lines`
+    /// newline-terminated lines in `base[0..<end]`, each behind the client's prefix.
+    private func broadcastLines(
+        _ base: UnsafePointer<UInt8>, through end: Int, count lines: Int, from client: Client
+    ) {
+        let prefix = client.prefix
+        let size = lines * prefix.count + client.partialLine.count + end
+        let message = Message(count: size) { out in
+            var written = 0
+            func put(_ source: UnsafeRawBufferPointer) {
+                guard let from = source.baseAddress, !source.isEmpty else { return }
+                (out.baseAddress! + written).copyMemory(from: from, byteCount: source.count)
+                written += source.count
+            }
+            prefix.withUnsafeBytes { prefix in
+                put(prefix)
+                client.partialLine.withUnsafeBytes { put($0) }
+                var start = 0
+                for index in 0..<end where base[index] == 0x0A {
+                    put(UnsafeRawBufferPointer(start: base + start, count: index + 1 - start))
+                    start = index + 1
+                    if start < end { put(prefix) }
+                }
+            }
+        }
+        client.partialLine.removeAll(keepingCapacity: client.partialLine.capacity <= 4096)
         broadcast(message, except: client)
     }
 
@@ -203,8 +244,10 @@ final class ChatServer<Backend: EventSelector> {
         client.peerClosed = true
         if client.state == .member, !client.partialLine.isEmpty {
             // The last line needs no newline: end of file ends it.
-            client.partialLine.withUnsafeBytes { line in
-                announceLine(line, UnsafeRawBufferPointer(start: nil, count: 0), from: client)
+            withUnsafeBytes(of: UInt8(ascii: "\n")) { newline in
+                broadcastLines(
+                    newline.baseAddress!.assumingMemoryBound(to: UInt8.self), through: 1, count: 1,
+                    from: client)
             }
         }
         if client.state == .member || client.isDrained { remove(client) }
@@ -218,63 +261,6 @@ final class ChatServer<Backend: EventSelector> {
         deliver(Message("error: line too long\n"), to: client)
     }
 
-    // MARK: - Writing
-
-    /// Queues `message` for every member but `sender`, writing at once where possible.
-    func broadcast(_ message: Message, except sender: Client?) {
-        for index in slots.indices {
-            guard let client = slots[index].client, client !== sender, client.state == .member
-            else { continue }
-            deliver(message, to: client)
-        }
-    }
-
-    /// Queues `message` for `client`; drops the client if its backlog passes the limit.
-    func deliver(_ message: Message, to client: Client) {
-        let wasDrained = client.isDrained
-        client.enqueue(message)
-        if wasDrained {
-            flush(client)  // usually the kernel takes it all and nothing stays queued
-        } else if client.backlogBytes > limits.maxBacklog {
-            tooSlow(client)
-        }
-    }
-
-    private func flush(_ client: Client) {
-        let drained: Bool
-        do {
-            drained = try client.flush()
-        } catch {
-            remove(client)
-            return
-        }
-        if !drained {
-            selector.drainHook?.drained(client.stream.fileDescriptor, .writable)
-            if client.backlogBytes > limits.maxBacklog { return tooSlow(client) }
-        }
-        if drained && client.state == .leaving {
-            try? client.stream.shutdown(.write)  // the goodbye is out: send FIN after it
-            if client.peerClosed { return remove(client) }
-        }
-        let wanted: Interest = drained ? .readable : [.readable, .writable]
-        if wanted != client.interest {
-            do {
-                try selector.reregister(
-                    client.stream.fileDescriptor, token: client.token, interest: wanted)
-                client.interest = wanted
-            } catch {
-                remove(client)
-            }
-        }
-    }
-
-    private func tooSlow(_ client: Client) {
-        log("client \(client.id): over \(limits.maxBacklog) bytes unread; disconnecting")
-        // Reset rather than close gracefully: what the kernel still holds for it is dropped too.
-        try? client.stream.setLinger(.zero)
-        remove(client)
-    }
-
     // MARK: - Leaving
 
     /// Announces `client`'s departure and stops relaying to and from it. Its connection stays
@@ -283,7 +269,7 @@ final class ChatServer<Backend: EventSelector> {
         client.state = .leaving
         client.deadline = ContinuousClock.now + limits.lingerTime
         leaving.append(client)
-        notices.append(Message("* \(client.id) left\n"))
+        addNotice("* \(client.id) left\n")
     }
 
     private func expireLeaving() {
@@ -298,7 +284,7 @@ final class ChatServer<Backend: EventSelector> {
     }
 
     /// Closes `client` now and frees its slot; others hear it left if it was still a member.
-    private func remove(_ client: Client) {
+    func remove(_ client: Client) {
         let slot = Int(client.token.rawValue & 0xFFFF_FFFF) - Self.firstClientToken
         guard slots[slot].client === client else { return }
         slots[slot].client = nil
@@ -309,22 +295,12 @@ final class ChatServer<Backend: EventSelector> {
         client.discardBacklog()
         if client.state == .member {
             client.state = .leaving
-            notices.append(Message("* \(client.id) left\n"))
+            addNotice("* \(client.id) left\n")
         }
-    }
-
-    /// Broadcasts the departures queued so far (including any they cause in turn).
-    func sendNotices() {
-        var index = 0
-        while index < notices.count {
-            broadcast(notices[index], except: nil)
-            index += 1
-        }
-        notices.removeAll(keepingCapacity: notices.capacity <= 64)
     }
 
     private func nextTimeout() -> Duration? {
-        if !unfinishedReads.isEmpty { return .zero }
+        if !unfinishedReads.isEmpty || !toFlush.isEmpty { return .zero }
         var earliest = acceptPausedUntil
         for client in leaving {
             if let deadline = client.deadline, earliest.map({ deadline < $0 }) ?? true {

@@ -18,6 +18,12 @@ final class Message {
         }
     }
 
+    /// A message of `count` bytes written by `fill`.
+    init(count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        bytes = .allocate(byteCount: count, alignment: 1)
+        fill(bytes)
+    }
+
     /// A message holding `text`'s UTF-8 bytes.
     init(_ text: String) {
         var text = text
@@ -62,10 +68,25 @@ final class Client {
     var deadline: ContinuousClock.Instant?
     /// The line received so far, without its newline.
     var partialLine: [UInt8] = []
+    /// It is on the server's list of clients to write to at the end of the turn.
+    var wantsFlush = false
+    /// Where, in this turn's notices, the ones it should hear begin (past its own arrival).
+    var noticesFrom = 0
 
-    // Messages waiting, oldest first from `head`; sent ones are set to nil at once so their
+    /// What one `flush()` achieved.
+    enum FlushOutcome {
+        /// Everything queued was written.
+        case drained
+        /// The kernel would take no more: wait for writability.
+        case blocked
+        /// The kernel took all it was offered, but more is queued: go on next turn.
+        case more
+    }
+
+    // Messages waiting (with the offset each starts at: a member may get only the end of a
+    // shared message), oldest first from `head`; sent ones are set to nil at once so their
     // memory goes back even before the array is compacted.
-    private var backlog: [Message?] = []
+    private var backlog: [(message: Message, start: Int)?] = []
     private var head = 0
     // Bytes of `backlog[head]` already sent.
     private var headSent = 0
@@ -83,35 +104,43 @@ final class Client {
     /// True when nothing waits to be written.
     var isDrained: Bool { backlogBytes == 0 }
 
-    /// Queues `message` behind what is already waiting.
-    func enqueue(_ message: Message) {
-        guard message.bytes.count > 0 else { return }
-        backlog.append(message)
-        backlogBytes += message.bytes.count
+    /// Queues `message`, from byte `offset` on, behind what is already waiting.
+    func enqueue(_ message: Message, from offset: Int = 0) {
+        guard message.bytes.count > offset else { return }
+        backlog.append((message, offset))
+        backlogBytes += message.bytes.count - offset
     }
 
-    /// Writes queued messages until the backlog is empty or the kernel would block; returns
-    /// true when it is empty. Throws the write's error (EPIPE, ECONNRESET, …).
-    func flush() throws(Errno) -> Bool {
+    /// One gathered write of the queued messages; when the kernel takes only part of it, more
+    /// writes until it would block (readiness is edge-triggered, and the poll backend learns
+    /// of the full buffer from that would-block). Throws the write's error (EPIPE, …).
+    func flush() throws(Errno) -> FlushOutcome {
         while backlogBytes > 0 {
-            let result = try withUnsafeTemporaryAllocation(of: IOVector.self, capacity: 64) {
-                (vectors) throws(Errno) -> IOResult<Int> in
+            let (result, offered) = try withUnsafeTemporaryAllocation(
+                of: IOVector.self, capacity: 64
+            ) { (vectors) throws(Errno) -> (IOResult<Int>, Int) in
                 var count = 0
+                var offered = 0
                 var index = head
                 var skip = headSent
-                while index < backlog.count && count < vectors.count, let message = backlog[index] {
-                    vectors[count] = IOVector(
-                        UnsafeRawBufferPointer(rebasing: message.bytes[skip...]))
+                while index < backlog.count && count < vectors.count, let entry = backlog[index] {
+                    let piece = UnsafeRawBufferPointer(
+                        rebasing: entry.message.bytes[(entry.start + skip)...])
+                    vectors[count] = IOVector(piece)
+                    offered += piece.count
                     skip = 0
                     count += 1
                     index += 1
                 }
-                return try stream.writev(UnsafeBufferPointer(rebasing: vectors[..<count]))
+                let result = try stream.writev(UnsafeBufferPointer(rebasing: vectors[..<count]))
+                return (result, offered)
             }
-            guard case .processed(let written) = result else { return false }
+            guard case .processed(let written) = result else { return .blocked }
             consume(written)
+            // All it was offered went: the buffer has room, so stop for this turn.
+            if written == offered { return backlogBytes == 0 ? .drained : .more }
         }
-        return true
+        return .drained
     }
 
     /// Drops everything queued (the client is going away).
@@ -125,8 +154,8 @@ final class Client {
     private func consume(_ count: Int) {
         backlogBytes -= count
         var left = count
-        while left > 0, let message = backlog[head] {
-            let remaining = message.bytes.count - headSent
+        while left > 0, let entry = backlog[head] {
+            let remaining = entry.message.bytes.count - entry.start - headSent
             if left < remaining {
                 headSent += left
                 return
