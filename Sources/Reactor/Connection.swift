@@ -62,7 +62,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Why reading is stopped (`ReadStop` bits): zero while reading may go on, so the read
     /// path tests one byte.
     private var readStops = ReadStop.notOpen
-    private let shortReadMeansDrained = Backend.shortReadMeansDrained
+    /// What a short read leads to (`ShortRead`): decided once, so the read path tests one byte.
+    private let afterShortRead: ShortRead
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     private unowned(unsafe) let reactor: Reactor<Backend>
@@ -138,6 +139,12 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         self.context = reactor.context
         self.delegate = delegate
         self.settings = settings
+        if !Backend.shortReadMeansDrained {
+            afterShortRead = .readAgain
+        } else {
+            afterShortRead =
+                reactor.context.drainHook == nil ? ShortRead.stop : ShortRead.noteAndStop
+        }
     }
 
     /// Registers with the reactor (readable) and arms the idle timer.
@@ -393,7 +400,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             // A short read drained the socket. Where the backend promises to report the next
             // arrival once told (its drain hook, if any), the would-block read is saved;
             // elsewhere it is made.
-            guard shortReadMeansDrained else { return true }
+            if afterShortRead == .stop { return false }
+            if afterShortRead == .readAgain { return true }
             context.drained(fd, .readable)
             return false
         }
@@ -505,6 +513,17 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             finish(.error(error))
         }
     }
+}
+
+/// What a `Connection` does after a short read (outside the generic class, so testing it
+/// costs a byte compare even in unspecialized code).
+enum ShortRead: UInt8 {
+    /// The backend may not report data that arrives later: read on to would-block.
+    case readAgain
+    /// The backend reports the next arrival: stop here.
+    case stop
+    /// The backend reports the next arrival once its drain hook hears of the stop.
+    case noteAndStop
 }
 
 /// Where a `Connection` is in its life. Not nested in the generic class, so comparing two
