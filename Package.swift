@@ -14,10 +14,30 @@ let package = Package(
         .executable(name: "http-hello", targets: ["HTTPHello"]),
         .executable(name: "mini-redis", targets: ["MiniRedis"]),
     ],
+    traits: [
+        .trait(
+            name: "Kqueue",
+            description: """
+                Adds KqueueSelector on Linux, built against libkqueue (found with pkg-config). \
+                Darwin and the BSDs always have it.
+                """)
+    ],
     targets: [
         .target(name: "CSysCalls"),
-        .target(name: "SysCalls", dependencies: ["CSysCalls"]),
-        .target(name: "Selector", dependencies: ["SysCalls"]),
+        // libkqueue's <sys/event.h>; only Linux builds with the Kqueue trait use it.
+        .systemLibrary(name: "CKqueue", path: "Sources/CKqueue", pkgConfig: "libkqueue"),
+        .target(
+            name: "SysCalls",
+            dependencies: [
+                "CSysCalls",
+                .target(name: "CKqueue", condition: .when(platforms: [.linux], traits: ["Kqueue"])),
+            ]),
+        .target(
+            name: "Selector",
+            dependencies: [
+                "SysCalls",
+                .target(name: "CKqueue", condition: .when(platforms: [.linux], traits: ["Kqueue"])),
+            ]),
         .target(name: "Net", dependencies: ["SysCalls"]),
         .target(name: "Reactor", dependencies: ["Selector", "Net", "SysCalls"]),
         .executableTarget(

@@ -73,6 +73,9 @@ do {
     let signal: Int32
     switch arguments.backend {
     case "poll": signal = try serve(PollSelector.self, limits: limits)
+    #if canImport(Darwin) || Kqueue
+    case "kqueue": signal = try serve(KqueueSelector.self, limits: limits)
+    #endif
     default: signal = try serve(EpollSelector.self, limits: limits)
     }
     printLine("chat-server stopped (signal \(signal))")

@@ -12,15 +12,16 @@
 // Readiness is edge-triggered: after each event the loop accepts, reads or writes until the
 // kernel answers would-block, and tolerates partial reads and writes.
 //
-//     swift run delays [--unit-ms 1000] [--backend epoll|poll]
+//     swift run delays [--unit-ms 1000] [--backend epoll|poll|kqueue]
 import CSysCalls
 import Selector
 import SysCalls
 
 let usage = """
-    usage: delays [--unit-ms N] [--backend epoll|poll]
+    usage: delays [--unit-ms N] [--backend epoll|poll|kqueue]
       --unit-ms N        milliseconds per delay unit (default 1000)
-      --backend NAME     selector backend: epoll (default) or poll
+      --backend NAME     selector backend: epoll (default), poll, or kqueue (builds with
+                         the Kqueue trait, or Darwin/BSD)
       -h, --help         print this help
     """
 
@@ -252,9 +253,16 @@ while let flag = arguments.popFirst() {
         else { usageError("--unit-ms needs a whole number of milliseconds, 0…60000") }
         unitMs = value
     case "--backend":
-        guard let value = arguments.popFirst(), ["epoll", "poll"].contains(value) else {
-            usageError("--backend needs epoll or poll")
+        guard let value = arguments.popFirst(), ["epoll", "poll", "kqueue"].contains(value) else {
+            usageError("--backend needs epoll, poll or kqueue")
         }
+        #if !(canImport(Darwin) || Kqueue)
+        if value == "kqueue" {
+            usageError(
+                "--backend kqueue: this build lacks the Kqueue trait "
+                    + "(install libkqueue and build with `swift build --traits Kqueue`)")
+        }
+        #endif
         backend = value
     default:
         usageError("unknown argument '\(flag)'")
@@ -263,10 +271,12 @@ while let flag = arguments.popFirst() {
 
 do throws(Errno) {
     Sys.ignoreSIGPIPE()
-    if backend == "poll" {
-        try runDemo(PollSelector.self, unitMs: unitMs)
-    } else {
-        try runDemo(EpollSelector.self, unitMs: unitMs)
+    switch backend {
+    case "poll": try runDemo(PollSelector.self, unitMs: unitMs)
+    #if canImport(Darwin) || Kqueue
+    case "kqueue": try runDemo(KqueueSelector.self, unitMs: unitMs)
+    #endif
+    default: try runDemo(EpollSelector.self, unitMs: unitMs)
     }
 } catch {
     emit("delays: \(error)", to: FileDescriptor(2))

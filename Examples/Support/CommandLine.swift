@@ -41,7 +41,7 @@ public struct ServerArguments: Sendable {
                 }
                 threads = number
             case "--backend":
-                guard ["epoll", "poll"].contains(value) else { fail("unknown backend: \(value)") }
+                if let problem = backendProblem(value) { fail(problem) }
                 backend = value
             default:
                 let name = String(flag.drop { $0 == "-" })
@@ -57,6 +57,26 @@ public struct ServerArguments: Sendable {
     public var addressText: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
+}
+
+/// The `--backend` names this build knows: kqueue only where the platform has it (Darwin, the
+/// BSDs) or the package was built with the Kqueue trait (Linux, libkqueue).
+public var backendNames: [String] {
+    #if canImport(Darwin) || Kqueue
+    ["epoll", "poll", "kqueue"]
+    #else
+    ["epoll", "poll"]
+    #endif
+}
+
+/// Why `name` cannot be a `--backend` in this build, or nil if it can.
+public func backendProblem(_ name: String) -> String? {
+    if backendNames.contains(name) { return nil }
+    if name == "kqueue" {
+        return "--backend kqueue: this build lacks the Kqueue trait "
+            + "(install libkqueue and build with `swift build --traits Kqueue`)"
+    }
+    return "unknown backend: \(name) (known: \(backendNames.joined(separator: ", ")))"
 }
 
 /// Writes a line to standard error.

@@ -36,6 +36,9 @@ public func runReactorServer(
         let stop: () -> Void
         switch arguments.backend {
         case "poll": stop = try startGroup(PollSelector.self, name, arguments, service).stop
+        #if canImport(Darwin) || Kqueue
+        case "kqueue": stop = try startGroup(KqueueSelector.self, name, arguments, service).stop
+        #endif
         default: stop = try startGroup(EpollSelector.self, name, arguments, service).stop
         }
         let signal = waitForTermination()

@@ -50,7 +50,13 @@ extension Scenarios {
             !$0.isDisjoint(with: [.error, .writable])
         }
         #expect(!readiness.isDisjoint(with: [.error, .writable]), "\(events)")
-        #expect(try Sys.socketError(refused) == ECONNREFUSED)
+        if BackendException.socketErrorConsumedByEvent.applies(to: S.self) {
+            // Named exception: the event took the error; it says so, SO_ERROR no longer does.
+            #expect(readiness.contains(.error), "\(events)")
+            #expect(try Sys.socketError(refused) == 0)
+        } else {
+            #expect(try Sys.socketError(refused) == ECONNREFUSED)
+        }
     }
 
     /// 8. A listener reports readable for pending clients, one or more events, until accept
@@ -202,7 +208,13 @@ extension Scenarios {
             !$0.isDisjoint(with: [.error, .readClosed])
         }
         #expect(!readiness.isDisjoint(with: [.error, .readClosed]), "\(events)")
-        expectErrno(.ECONNRESET) { try readOnce(server) }
+        if BackendException.socketErrorConsumedByEvent.applies(to: S.self) {
+            // Named exception: the event took ECONNRESET; the read sees end-of-file.
+            #expect(readiness.isSuperset(of: [.readClosed, .error]), "\(events)")
+            #expect(try readOnce(server) == .processed(0))
+        } else {
+            expectErrno(.ECONNRESET) { try readOnce(server) }
+        }
     }
 
     /// 15. MSG_OOB data: a priority event (epoll: EPOLLPRI; poll: POLLPRI).
@@ -217,7 +229,13 @@ extension Scenarios {
             try Sys.send(client, raw, flags: Int32(MSG_OOB))
         }
         #expect(sent == .processed(1))
-        try expectEvent(selector, token: 15, .priority)
+        if BackendException.noPriorityEvents.applies(to: S.self) {
+            // Named exception: registered without complaint, never reported.
+            let events = try gather(selector, for: .milliseconds(100))
+            #expect(!events.contains { $0.isPriority }, "\(events)")
+        } else {
+            try expectEvent(selector, token: 15, .priority)
+        }
     }
 
     /// 16. mio #1205: a listener with a pending connection, deregistered, then a wake: only
