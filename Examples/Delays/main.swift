@@ -20,8 +20,8 @@ import SysCalls
 let usage = """
     usage: delays [--unit-ms N] [--backend epoll|poll|kqueue]
       --unit-ms N        milliseconds per delay unit (default 1000)
-      --backend NAME     selector backend: epoll (default), poll, or kqueue (builds with
-                         the Kqueue trait, or Darwin/BSD)
+      --backend NAME     selector backend: epoll, poll or kqueue (kqueue: Darwin/BSD, or
+                         builds with the Kqueue trait); default: the platform's best
       -h, --help         print this help
     """
 
@@ -241,7 +241,7 @@ func runDemo<S: EventSelector>(_: S.Type, unitMs: Int) throws(Errno) {
 }
 
 var unitMs = 1000
-var backend = "epoll"
+var backend = ""
 var arguments = CommandLine.arguments.dropFirst()
 while let flag = arguments.popFirst() {
     switch flag {
@@ -276,7 +276,10 @@ do throws(Errno) {
     #if canImport(Darwin) || Kqueue
     case "kqueue": try runDemo(KqueueSelector.self, unitMs: unitMs)
     #endif
-    default: try runDemo(EpollSelector.self, unitMs: unitMs)
+    #if os(Linux)
+    case "epoll": try runDemo(EpollSelector.self, unitMs: unitMs)
+    #endif
+    default: try runDemo(DefaultSelector.self, unitMs: unitMs)
     }
 } catch {
     emit("delays: \(error)", to: FileDescriptor(2))

@@ -1,7 +1,7 @@
 // mini-redis: a RESP2 server for string keys on the Reactor, enough for redis-cli and
 // redis-benchmark.
 //
-//     swift run -c release mini-redis [--host 127.0.0.1] [--port 6379] [--backend epoll|poll]
+//     swift run -c release mini-redis [--host 127.0.0.1] [--port 6379] [--backend epoll|poll|kqueue]
 //                                     [--max-bulk BYTES] [--max-output BYTES]
 //
 // Commands: PING ECHO SET (EX/PX/NX/XX/KEEPTTL/GET) GET DEL EXISTS INCR DECR INCRBY DECRBY MGET
@@ -18,7 +18,7 @@ import Synchronization
 import SysCalls
 
 let usage = """
-    usage: mini-redis [--host H] [--port P] [--backend epoll|poll] [--threads 1]
+    usage: mini-redis [--host H] [--port P] [--backend epoll|poll|kqueue] [--threads 1]
                       [--max-bulk BYTES] [--max-output BYTES]
     """
 let arguments = ServerArguments(

@@ -8,8 +8,8 @@ public struct ServerArguments: Sendable {
     public var port: Int
     /// `--threads`, default 1.
     public var threads = 1
-    /// `--backend`, default epoll.
-    public var backend = "epoll"
+    /// `--backend`; empty (the default) means `DefaultSelector`.
+    public var backend = ""
     /// Flags the example itself understands, with their values.
     public var extra: [String: String] = [:]
 

@@ -39,7 +39,10 @@ public func runReactorServer(
         #if canImport(Darwin) || Kqueue
         case "kqueue": stop = try startGroup(KqueueSelector.self, name, arguments, service).stop
         #endif
-        default: stop = try startGroup(EpollSelector.self, name, arguments, service).stop
+        #if os(Linux)
+        case "epoll": stop = try startGroup(EpollSelector.self, name, arguments, service).stop
+        #endif
+        default: stop = try startGroup(DefaultSelector.self, name, arguments, service).stop
         }
         let signal = waitForTermination()
         stop()
