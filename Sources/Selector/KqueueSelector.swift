@@ -64,7 +64,7 @@ public final class KqueueSelector: EventSelector {
             tokenOffset: MemoryLayout<kevent>.offset(of: \KernelEvent.udata)!,
             readableOnlyOffset: filterOffset, readableOnlyWord: word
         ) { record in
-            readiness(record.loadUnaligned(as: kevent.self))
+            readiness(record.loadUnaligned(as: kevent.self)).rawValue
         }
     }()
 
