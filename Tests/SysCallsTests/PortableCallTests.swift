@@ -1,0 +1,117 @@
+import Glibc
+import SysCalls
+import TestSupport
+import Testing
+
+/// The calls other systems make differently, run on Linux too: creating descriptors with
+/// fcntl after the call (`DescriptorSetup.afterCall`, what systems without SOCK_NONBLOCK,
+/// accept4 and pipe2 do) as well as in it.
+@Suite("Portable calls, each way on Linux", .opensDescriptors)
+struct PortableCallTests {
+    static let setups: [Sys.DescriptorSetup] = [.inCall, .afterCall]
+
+    @Test(
+        "accept gives a non-blocking, close-on-exec socket and the peer's address",
+        arguments: setups)
+    func acceptConfiguresAndDecodesThePeer(_ setup: Sys.DescriptorSetup) throws {
+        try checkingDescriptorLeaks {
+            let listener = try loopbackListener()
+            defer { try? Sys.close(listener) }
+            let client = try Sys.socket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+            defer { try? Sys.close(client) }
+            let (bound, boundLength) = try Sys.getsockname(listener)
+            try withUnsafeBytes(of: bound) { (raw) throws(Errno) in
+                _ = try Sys.connect(
+                    client, UnsafeRawBufferPointer(rebasing: raw[..<Int(boundLength)]))
+            }
+            try waitReadable(listener)
+
+            var peer = sockaddr_storage()
+            var length = socklen_t(0)
+            let accepted = try Sys.accept(
+                listener, peer: &peer, peerLength: &length, setup: setup)
+            guard case .processed(let fd) = accepted else {
+                Issue.record("accept: \(accepted)")
+                return
+            }
+            defer { try? Sys.close(fd) }
+            #expect(try isNonBlocking(fd), "O_NONBLOCK")
+            #expect(try isCloseOnExec(fd), "FD_CLOEXEC")
+            #expect(length == socklen_t(MemoryLayout<sockaddr_in>.size))
+            let address = withUnsafeBytes(of: peer) { $0.load(as: sockaddr_in.self) }
+            let clientAddress = withUnsafeBytes(of: try Sys.getsockname(client).0) {
+                $0.load(as: sockaddr_in.self)
+            }
+            #expect(Int32(address.sin_family) == AF_INET)
+            #expect(UInt32(bigEndian: address.sin_addr.s_addr) == 0x7f00_0001)
+            #expect(address.sin_port == clientAddress.sin_port)
+            #expect(try Sys.accept(listener, setup: setup) == .wouldBlock)
+        }
+    }
+
+    @Test("accept with no pending connection is .wouldBlock, either way", arguments: setups)
+    func acceptWithNothingPendingWouldBlock(_ setup: Sys.DescriptorSetup) throws {
+        try checkingDescriptorLeaks {
+            let listener = try loopbackListener()
+            defer { try? Sys.close(listener) }
+            var peer = sockaddr_storage()
+            var length = socklen_t(0)
+            #expect(
+                try Sys.accept(listener, peer: &peer, peerLength: &length, setup: setup)
+                    == .wouldBlock)
+        }
+    }
+
+    @Test(
+        "socket, socketpair and pipe give non-blocking, close-on-exec descriptors",
+        arguments: setups)
+    func creatingCallsConfigure(_ setup: Sys.DescriptorSetup) throws {
+        try checkingDescriptorLeaks {
+            let socket = try Sys.socket(
+                domain: AF_INET, type: Int32(SOCK_DGRAM.rawValue), setup: setup)
+            let (a, b) = try Sys.socketpair(type: Int32(SOCK_STREAM.rawValue), setup: setup)
+            let (read, write) = try Sys.pipe(setup: setup)
+            let all = [socket, a, b, read, write]
+            defer { for fd in all { try? Sys.close(fd) } }
+            for fd in all {
+                #expect(try isNonBlocking(fd), "O_NONBLOCK on \(fd)")
+                #expect(try isCloseOnExec(fd), "FD_CLOEXEC on \(fd)")
+            }
+            // Non-blocking in fact, not only in its flags.
+            #expect(try readOnce(read) == .wouldBlock)
+        }
+    }
+}
+
+/// A TCP listener on 127.0.0.1, on a port the kernel picks.
+private func loopbackListener() throws -> FileDescriptor {
+    let listener = try Sys.socket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    do {
+        try withUnsafeBytes(of: address) { (raw) throws(Errno) in try Sys.bind(listener, raw) }
+        try Sys.listen(listener, backlog: 8)
+    } catch {
+        try? Sys.close(listener)
+        throw error
+    }
+    return listener
+}
+
+private func isNonBlocking(_ fd: FileDescriptor) throws -> Bool {
+    try Sys.fcntl(fd, F_GETFL) & O_NONBLOCK != 0
+}
+
+private func isCloseOnExec(_ fd: FileDescriptor) throws -> Bool {
+    try Sys.fcntl(fd, F_GETFD) & FD_CLOEXEC != 0
+}
+
+/// Waits up to two seconds for `fd` to turn readable.
+private func waitReadable(_ fd: FileDescriptor) throws {
+    var entry = [Sys.PollFD(fd: fd.rawValue, events: Sys.PollEvent.input, revents: 0)]
+    let ready = try entry.withUnsafeMutableBufferPointer { (set) throws(Errno) in
+        try Sys.poll(set, timeoutMilliseconds: 2000)
+    }
+    if ready != 1 { throw TestFailure("\(fd) did not turn readable") }
+}
