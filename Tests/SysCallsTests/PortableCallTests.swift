@@ -5,10 +5,12 @@ import Testing
 
 /// The calls other systems make differently, run on Linux too: creating descriptors with
 /// fcntl after the call (`DescriptorSetup.afterCall`, what systems without SOCK_NONBLOCK,
-/// accept4 and pipe2 do) as well as in it.
+/// accept4 and pipe2 do) as well as in it, and the pipe wake descriptor as well as the
+/// eventfd.
 @Suite("Portable calls, each way on Linux", .opensDescriptors)
 struct PortableCallTests {
     static let setups: [Sys.DescriptorSetup] = [.inCall, .afterCall]
+    static let wakeKinds: [Sys.WakeKind] = [.eventfd, .pipe]
 
     @Test(
         "accept gives a non-blocking, close-on-exec socket and the peer's address",
@@ -81,6 +83,54 @@ struct PortableCallTests {
             #expect(try readOnce(read) == .wouldBlock)
         }
     }
+
+    @Test("a wake descriptor turns readable on a signal and quiet on a drain", arguments: wakeKinds)
+    func wakeDescriptorSignalsAndDrains(_ kind: Sys.WakeKind) throws {
+        try checkingDescriptorLeaks {
+            let (read, write) = try kind.open()
+            defer {
+                try? Sys.close(read)
+                if write != read { try? Sys.close(write) }
+            }
+            #expect(try isNonBlocking(read) && isNonBlocking(write))
+            #expect(try isCloseOnExec(read) && isCloseOnExec(write))
+            #expect(try !isReadable(read))
+            for _ in 0..<3 { #expect(try kind.signal(write) == .processed(kind.signalSize)) }
+            #expect(try isReadable(read))
+            try kind.drain(read)
+            #expect(try !isReadable(read))
+            try kind.drain(read)  // draining an empty one is fine
+            #expect(try kind.signal(write) == .processed(kind.signalSize))
+            #expect(try isReadable(read))
+        }
+    }
+
+    @Test(
+        "a full wake descriptor signals .wouldBlock, is readable, and takes signals after a drain",
+        arguments: wakeKinds)
+    func fullWakeDescriptorWouldBlock(_ kind: Sys.WakeKind) throws {
+        try checkingDescriptorLeaks {
+            let (read, write) = try kind.open()
+            defer {
+                try? Sys.close(read)
+                if write != read { try? Sys.close(write) }
+            }
+            switch kind {
+            case .eventfd: _ = try Sys.eventfdWrite(write, UInt64.max - 1)
+            case .pipe: while case .processed = try kind.signal(write) {}
+            }
+            #expect(try kind.signal(write) == .wouldBlock)
+            #expect(try isReadable(read))
+            try kind.drain(read)
+            #expect(try !isReadable(read))
+            #expect(try kind.signal(write) == .processed(kind.signalSize))
+        }
+    }
+}
+
+extension Sys.WakeKind {
+    /// The bytes one signal writes.
+    var signalSize: Int { self == .eventfd ? 8 : 1 }
 }
 
 /// A TCP listener on 127.0.0.1, on a port the kernel picks.
@@ -105,6 +155,15 @@ private func isNonBlocking(_ fd: FileDescriptor) throws -> Bool {
 
 private func isCloseOnExec(_ fd: FileDescriptor) throws -> Bool {
     try Sys.fcntl(fd, F_GETFD) & FD_CLOEXEC != 0
+}
+
+/// Whether poll(2) reports `fd` readable right now.
+private func isReadable(_ fd: FileDescriptor) throws -> Bool {
+    var entry = [Sys.PollFD(fd: fd.rawValue, events: Sys.PollEvent.input, revents: 0)]
+    let ready = try entry.withUnsafeMutableBufferPointer { (set) throws(Errno) in
+        try Sys.poll(set, timeoutMilliseconds: 0)
+    }
+    return ready == 1 && entry[0].revents & Sys.PollEvent.input != 0
 }
 
 /// Waits up to two seconds for `fd` to turn readable.
