@@ -6,8 +6,9 @@ import Musl
 import Darwin
 #endif
 
-/// The descriptor a waker makes readable from another thread: each platform's choice is made
-/// here.
+/// Descriptors opened for what they are rather than for I/O: the one a waker makes readable
+/// from another thread, and the spare an acceptor holds for EMFILE. Each platform's choice is
+/// made here.
 extension Sys {
     /// What a waker's descriptor is: another thread signals it to make it readable, which ends
     /// a blocked wait on it.
@@ -95,5 +96,21 @@ extension Sys {
                 }
             }
         }
+    }
+
+    /// A descriptor that holds a slot in the descriptor table and nothing else, so that closing
+    /// it frees one when the process runs out (EMFILE): an eventfd on Linux (no file system
+    /// needed), /dev/null elsewhere. Close-on-exec.
+    public static func openSpareDescriptor() throws(Errno) -> FileDescriptor {
+        #if os(Linux)
+        try eventfd()
+        #else
+        try open("/dev/null", flags: O_RDONLY)
+        #endif
+    }
+
+    /// open(2), always close-on-exec (O_CLOEXEC is added to `flags`).
+    public static func open(_ path: String, flags: Int32) throws(Errno) -> FileDescriptor {
+        FileDescriptor(try retrying("open") { libcOpen(path, flags | O_CLOEXEC) })
     }
 }

@@ -5,8 +5,8 @@ import Testing
 
 /// The calls other systems make differently, run on Linux too: creating descriptors with
 /// fcntl after the call (`DescriptorSetup.afterCall`, what systems without SOCK_NONBLOCK,
-/// accept4 and pipe2 do) as well as in it, and the pipe wake descriptor as well as the
-/// eventfd.
+/// accept4 and pipe2 do) as well as in it, the pipe wake descriptor as well as the eventfd,
+/// and the spare descriptor's /dev/null as well as its eventfd.
 @Suite("Portable calls, each way on Linux", .opensDescriptors)
 struct PortableCallTests {
     static let setups: [Sys.DescriptorSetup] = [.inCall, .afterCall]
@@ -124,6 +124,23 @@ struct PortableCallTests {
             try kind.drain(read)
             #expect(try !isReadable(read))
             #expect(try kind.signal(write) == .processed(kind.signalSize))
+        }
+    }
+
+    @Test("the spare descriptor, and /dev/null as other systems open it, are close-on-exec")
+    func spareDescriptorIsCloseOnExec() throws {
+        try checkingDescriptorLeaks {
+            let spare = try Sys.openSpareDescriptor()
+            defer { try? Sys.close(spare) }
+            #expect(try isCloseOnExec(spare))
+            #expect(descriptorTarget(spare.rawValue).contains("eventfd"))
+
+            let devNull = try Sys.open("/dev/null", flags: O_RDONLY)
+            defer { try? Sys.close(devNull) }
+            #expect(try isCloseOnExec(devNull))
+            #expect(descriptorTarget(devNull.rawValue) == "/dev/null")
+            #expect(try readOnce(devNull) == .processed(0))
+            #expect(throws: Errno.ENOENT) { try Sys.open("/nonexistent/spare", flags: O_RDONLY) }
         }
     }
 }
