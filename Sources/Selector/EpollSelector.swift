@@ -64,9 +64,16 @@ public final class EpollSelector: EventSelector {
         }
     }
 
-    /// An eventfd registered in this epoll set under `token`.
-    public func makeWaker(token: Token) throws(Errno) -> EventFDWaker {
-        try EventFDWaker(token: token, registry: registry, selector: epoll)
+    /// A waker registered in this epoll set under `token`, over this platform's wake
+    /// descriptor (`Sys.WakeKind.native`: an eventfd).
+    public func makeWaker(token: Token) throws(Errno) -> DescriptorWaker {
+        try makeWaker(token: token, kind: .native)
+    }
+
+    /// A waker over a wake descriptor of `kind`: `.pipe` runs, on Linux, the waker that
+    /// systems without eventfd use.
+    public func makeWaker(token: Token, kind: Sys.WakeKind) throws(Errno) -> DescriptorWaker {
+        try DescriptorWaker(token: token, registry: registry, selector: epoll, kind: kind)
     }
 
     /// Closes the epoll descriptor; registry and wakers then throw EBADF.

@@ -1,4 +1,3 @@
-#if os(Linux)
 import Synchronization
 import SysCalls
 
@@ -82,4 +81,3 @@ extension PollSelector {
         }
     }
 }
-#endif

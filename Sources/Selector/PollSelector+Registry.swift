@@ -1,4 +1,3 @@
-#if os(Linux)
 import Synchronization
 import SysCalls
 
@@ -13,7 +12,7 @@ extension PollSelector {
             throws(Errno)
         {
             try interest.validate("poll register")
-            try state.eventfd.withDescriptor("poll register") { (wakeFD) throws(Errno) in
+            try state.wake.signalled.withDescriptor("poll register") { (wakeFD) throws(Errno) in
                 if fd.rawValue < 0 { throw Errno(Errno.EBADF.code, call: "poll register") }
                 let identity: (device: UInt64, inode: UInt64)
                 do throws(Errno) {
@@ -34,7 +33,7 @@ extension PollSelector {
             throws(Errno)
         {
             try interest.validate("poll reregister")
-            try state.eventfd.withDescriptor("poll reregister") { (wakeFD) throws(Errno) in
+            try state.wake.signalled.withDescriptor("poll reregister") { (wakeFD) throws(Errno) in
                 try state.lock.withLock { () throws(Errno) in
                     guard let index = state.index(of: fd) else {
                         throw State.unknown(fd, call: "poll reregister")
@@ -50,7 +49,7 @@ extension PollSelector {
 
         /// Removes `fd`; ENOENT if not registered.
         public func deregister(_ fd: FileDescriptor) throws(Errno) {
-            try state.eventfd.withDescriptor("poll deregister") { (wakeFD) throws(Errno) in
+            try state.wake.signalled.withDescriptor("poll deregister") { (wakeFD) throws(Errno) in
                 try state.lock.withLock { () throws(Errno) in
                     guard let index = state.index(of: fd) else {
                         throw State.unknown(fd, call: "poll deregister")
@@ -80,14 +79,14 @@ extension PollSelector {
             }
         }
 
-        /// Marks this waker pending and pokes the eventfd (once per batch); EBADF once the
+        /// Marks this waker pending and pokes the wake descriptor (once per batch); EBADF once the
         /// selector is closed.
         public func wake() throws(Errno) {
-            if state.eventfd.isClosed { throw Errno(Errno.EBADF.code, call: "wake") }
+            if state.wake.signalled.isClosed { throw Errno(Errno.EBADF.code, call: "wake") }
             // Already pending: the poke that set it has not been consumed yet.
             if flag.pending.exchange(true, ordering: .acquiringAndReleasing) { return }
-            try state.eventfd.withDescriptor("wake") { (wakeFD) throws(Errno) in
-                try State.poke(wakeFD)
+            try state.wake.signalled.withDescriptor("wake") { (wakeFD) throws(Errno) in
+                try state.poke(wakeFD)
             }
         }
     }
@@ -116,7 +115,10 @@ extension PollSelector {
     // @unchecked Sendable invariant: `entries`, `dense`, `wakers` and `generationCounter`
     // are only read or written with `lock` held; everything else is immutable or atomic.
     final class State: SelectorDrainHook, @unchecked Sendable {
-        let eventfd: SharedDescriptor
+        /// The wake descriptor's ends: registries, drain notes and wakers signal it to wake a
+        /// `select` blocked in poll, which watches it at index 0 of its poll set.
+        let wake: WakeDescriptors
+        let wakeKind: Sys.WakeKind
         let counters = DrainCounters()
         let lock = Lock()
         // Set (with `lock` held) after every table change; cleared by `select` before rebuild.
@@ -129,7 +131,10 @@ extension PollSelector {
         var wakers: [WakeFlag] = []
         private var generationCounter: UInt64 = 0
 
-        init(eventfd: SharedDescriptor) { self.eventfd = eventfd }
+        init(wakeKind: Sys.WakeKind) throws(Errno) {
+            wake = try WakeDescriptors(wakeKind)
+            self.wakeKind = wakeKind
+        }
 
         /// The table index of a registered `fd`. Lock held.
         func index(of fd: FileDescriptor) -> Int? {
@@ -204,8 +209,8 @@ extension PollSelector {
         func drained(_ fd: FileDescriptor, _ direction: Interest) {
             counters.note(fd.rawValue, write: direction.contains(.writable))
             if polling.load(ordering: .sequentiallyConsistent) {
-                try? eventfd.withDescriptor("drained") { (wakeFD) throws(Errno) in
-                    try State.poke(wakeFD)
+                try? wake.signalled.withDescriptor("drained") { (wakeFD) throws(Errno) in
+                    try poke(wakeFD)
                 }
             }
         }
@@ -215,14 +220,14 @@ extension PollSelector {
 
         /// Wakes a `select` blocked in poll; when none is, the next one sees `dirty` itself.
         func pokeIfPolling(_ wakeFD: FileDescriptor) {
-            if polling.load(ordering: .sequentiallyConsistent) { try? State.poke(wakeFD) }
+            if polling.load(ordering: .sequentiallyConsistent) { try? poke(wakeFD) }
         }
 
-        /// Adds 1 to the eventfd; a counter about to overflow is already readable, so
-        /// would-block is fine as it is.
-        static func poke(_ wakeFD: FileDescriptor) throws(Errno) {
-            _ = try Sys.eventfdWrite(wakeFD, 1)
+        /// Signals the wake descriptor. A full one (a pipe holding 64 KiB, an eventfd counter
+        /// at its maximum) is readable already, and poll is level-triggered: would-block is
+        /// fine as it is.
+        func poke(_ wakeFD: FileDescriptor) throws(Errno) {
+            _ = try wakeKind.signal(wakeFD)
         }
     }
 }
-#endif

@@ -1,4 +1,3 @@
-#if os(Linux)
 import Synchronization
 import SysCalls
 
@@ -13,7 +12,8 @@ import SysCalls
 /// (POLLNVAL) is reported nothing and polled no more.
 ///
 /// Registrations live in a locked table; the registry marks it dirty and, if `select` is
-/// blocked, wakes it through an internal eventfd kept at index 0 of the poll set. Registering
+/// blocked, wakes it through an internal wake descriptor (`Sys.WakeKind`: an eventfd on Linux, a
+/// pipe elsewhere) kept at index 0 of the poll set. Registering
 /// a descriptor twice throws EEXIST, unless the number now names another file (the old one
 /// was closed without deregistering): then the new registration replaces the stale one.
 public final class PollSelector: EventSelector {
@@ -33,7 +33,7 @@ public final class PollSelector: EventSelector {
     private let counters: DrainCounters
     // Unchecked exclusivity for what follows: only the selecting thread touches these (the
     // registry's threads go through `state`), and no access overlaps another.
-    // The poll set: index 0 is the internal eventfd, index i + 1 is `slots[i]`.
+    // The poll set: index 0 is the internal wake descriptor, index i + 1 is `slots[i]`.
     @exclusivity(unchecked) private var pollfds: UnsafeMutablePointer<Sys.PollFD>
     @exclusivity(unchecked) private var pollCapacity: Int
     @exclusivity(unchecked) private var slots: [Slot] = []
@@ -46,18 +46,24 @@ public final class PollSelector: EventSelector {
     // Where the next scan starts, so a full `Events` does not starve later fds.
     @exclusivity(unchecked) private var cursor = 0
 
-    /// Opens the internal eventfd (close-on-exec) and an empty poll set.
-    public init() throws(Errno) {
-        state = State(eventfd: SharedDescriptor(try Sys.eventfd()))
+    /// Opens the internal wake descriptor (close-on-exec) and an empty poll set.
+    public convenience init() throws(Errno) {
+        try self.init(wakeKind: .native)
+    }
+
+    /// Opens a selector whose internal wake descriptor is a `wakeKind`: `.pipe` runs, on Linux,
+    /// what systems without eventfd use.
+    public init(wakeKind: Sys.WakeKind) throws(Errno) {
+        state = try State(wakeKind: wakeKind)
         counters = state.counters
         pollCapacity = 64
         pollfds = .allocate(capacity: pollCapacity)
         pollfds[0] = Sys.PollFD(
-            fd: state.eventfd.raw.rawValue, events: Sys.PollEvent.input, revents: 0)
+            fd: state.wake.watched.rawValue, events: Sys.PollEvent.input, revents: 0)
     }
 
     deinit {
-        state.eventfd.close()
+        state.wake.signalled.close()
         pollfds.deallocate()
     }
 
@@ -70,12 +76,12 @@ public final class PollSelector: EventSelector {
     /// polled again for the rest of the timeout.
     public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
         events.clear()
-        if state.eventfd.isClosed { throw Errno(Errno.EBADF.code, call: "poll") }
+        if state.wake.signalled.isClosed { throw Errno(Errno.EBADF.code, call: "poll") }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var milliseconds = timeout.map(Sys.milliseconds) ?? -1
         while true {
             // Paired with State.pokeIfPolling: either the registry sees `polling` and pokes the
-            // eventfd, or this exchange sees its `dirty`.
+            // wake descriptor, or this exchange sees its `dirty`.
             state.polling.store(true, ordering: .sequentiallyConsistent)
             if state.dirty.exchange(false, ordering: .sequentiallyConsistent) { rebuild() }
             rearm()
@@ -96,7 +102,7 @@ public final class PollSelector: EventSelector {
     /// A waker that makes `select` report one readable event with `token` per batch of wakes.
     public func makeWaker(token: Token) throws(Errno) -> Waker {
         let flag = WakeFlag(token: token)
-        try state.eventfd.withDescriptor("makeWaker") { (wakeFD) throws(Errno) in
+        try state.wake.signalled.withDescriptor("makeWaker") { (wakeFD) throws(Errno) in
             state.lock.withLock {
                 state.wakers.append(flag)
                 state.markDirty()
@@ -106,8 +112,8 @@ public final class PollSelector: EventSelector {
         return Waker(flag: flag, state: state)
     }
 
-    /// Closes the internal eventfd; registry and wakers then throw EBADF.
-    public func close() { state.eventfd.close() }
+    /// Closes the internal wake descriptor; registry and wakers then throw EBADF.
+    public func close() { state.wake.signalled.close() }
 
     // MARK: - Arming
 
@@ -226,7 +232,7 @@ public final class PollSelector: EventSelector {
         if pollfds[0].revents != 0 {
             remaining -= 1
             // Drained before the flags are read: a wake after this point pokes again.
-            _ = try? Sys.eventfdRead(state.eventfd.raw)
+            try? state.wakeKind.drain(state.wake.watched)
             reportWakers(into: &events)
         }
         let count = slots.count
@@ -315,4 +321,3 @@ public final class PollSelector: EventSelector {
         wakersPending = true
     }
 }
-#endif

@@ -1,4 +1,10 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A failed system call: the errno value and the name of the call that produced it.
 ///
@@ -67,91 +73,157 @@ public protocol ErrnoWrapping: Error {
 
 extension Errno {
     /// Operation not permitted.
-    public static let EPERM = Errno(Glibc.EPERM)
+    public static let EPERM = Errno(libc.EPERM)
     /// No such file or directory.
-    public static let ENOENT = Errno(Glibc.ENOENT)
+    public static let ENOENT = Errno(libc.ENOENT)
     /// Interrupted system call.
-    public static let EINTR = Errno(Glibc.EINTR)
+    public static let EINTR = Errno(libc.EINTR)
     /// Input/output error.
-    public static let EIO = Errno(Glibc.EIO)
+    public static let EIO = Errno(libc.EIO)
     /// Bad file descriptor.
-    public static let EBADF = Errno(Glibc.EBADF)
+    public static let EBADF = Errno(libc.EBADF)
     /// Resource temporarily unavailable (would block).
-    public static let EAGAIN = Errno(Glibc.EAGAIN)
+    public static let EAGAIN = Errno(libc.EAGAIN)
     /// Cannot allocate memory.
-    public static let ENOMEM = Errno(Glibc.ENOMEM)
+    public static let ENOMEM = Errno(libc.ENOMEM)
     /// Permission denied.
-    public static let EACCES = Errno(Glibc.EACCES)
+    public static let EACCES = Errno(libc.EACCES)
     /// Bad address.
-    public static let EFAULT = Errno(Glibc.EFAULT)
+    public static let EFAULT = Errno(libc.EFAULT)
     /// File exists (e.g. a descriptor registered twice).
-    public static let EEXIST = Errno(Glibc.EEXIST)
+    public static let EEXIST = Errno(libc.EEXIST)
     /// Invalid argument.
-    public static let EINVAL = Errno(Glibc.EINVAL)
+    public static let EINVAL = Errno(libc.EINVAL)
     /// Too many open files in the system.
-    public static let ENFILE = Errno(Glibc.ENFILE)
+    public static let ENFILE = Errno(libc.ENFILE)
     /// Too many open files in this process.
-    public static let EMFILE = Errno(Glibc.EMFILE)
+    public static let EMFILE = Errno(libc.EMFILE)
     /// Broken pipe.
-    public static let EPIPE = Errno(Glibc.EPIPE)
+    public static let EPIPE = Errno(libc.EPIPE)
     /// Function not implemented.
-    public static let ENOSYS = Errno(Glibc.ENOSYS)
+    public static let ENOSYS = Errno(libc.ENOSYS)
     /// Address family not supported.
-    public static let EAFNOSUPPORT = Errno(Glibc.EAFNOSUPPORT)
+    public static let EAFNOSUPPORT = Errno(libc.EAFNOSUPPORT)
     /// Address already in use.
-    public static let EADDRINUSE = Errno(Glibc.EADDRINUSE)
+    public static let EADDRINUSE = Errno(libc.EADDRINUSE)
     /// Cannot assign requested address.
-    public static let EADDRNOTAVAIL = Errno(Glibc.EADDRNOTAVAIL)
+    public static let EADDRNOTAVAIL = Errno(libc.EADDRNOTAVAIL)
     /// Network is unreachable.
-    public static let ENETUNREACH = Errno(Glibc.ENETUNREACH)
+    public static let ENETUNREACH = Errno(libc.ENETUNREACH)
     /// Software caused connection abort.
-    public static let ECONNABORTED = Errno(Glibc.ECONNABORTED)
+    public static let ECONNABORTED = Errno(libc.ECONNABORTED)
     /// Connection reset by peer.
-    public static let ECONNRESET = Errno(Glibc.ECONNRESET)
+    public static let ECONNRESET = Errno(libc.ECONNRESET)
     /// No buffer space available.
-    public static let ENOBUFS = Errno(Glibc.ENOBUFS)
+    public static let ENOBUFS = Errno(libc.ENOBUFS)
     /// Transport endpoint is already connected.
-    public static let EISCONN = Errno(Glibc.EISCONN)
+    public static let EISCONN = Errno(libc.EISCONN)
     /// Transport endpoint is not connected.
-    public static let ENOTCONN = Errno(Glibc.ENOTCONN)
+    public static let ENOTCONN = Errno(libc.ENOTCONN)
     /// Connection timed out.
-    public static let ETIMEDOUT = Errno(Glibc.ETIMEDOUT)
+    public static let ETIMEDOUT = Errno(libc.ETIMEDOUT)
     /// Connection refused.
-    public static let ECONNREFUSED = Errno(Glibc.ECONNREFUSED)
+    public static let ECONNREFUSED = Errno(libc.ECONNREFUSED)
     /// Host is unreachable.
-    public static let EHOSTUNREACH = Errno(Glibc.EHOSTUNREACH)
+    public static let EHOSTUNREACH = Errno(libc.EHOSTUNREACH)
     /// Operation already in progress.
-    public static let EALREADY = Errno(Glibc.EALREADY)
+    public static let EALREADY = Errno(libc.EALREADY)
     /// Operation now in progress (non-blocking connect started).
-    public static let EINPROGRESS = Errno(Glibc.EINPROGRESS)
+    public static let EINPROGRESS = Errno(libc.EINPROGRESS)
     /// Message too long.
-    public static let EMSGSIZE = Errno(Glibc.EMSGSIZE)
+    public static let EMSGSIZE = Errno(libc.EMSGSIZE)
     /// Socket operation on non-socket.
-    public static let ENOTSOCK = Errno(Glibc.ENOTSOCK)
+    public static let ENOTSOCK = Errno(libc.ENOTSOCK)
     /// Protocol not available.
-    public static let ENOPROTOOPT = Errno(Glibc.ENOPROTOOPT)
+    public static let ENOPROTOOPT = Errno(libc.ENOPROTOOPT)
     /// Operation not supported.
-    public static let EOPNOTSUPP = Errno(Glibc.EOPNOTSUPP)
+    public static let EOPNOTSUPP = Errno(libc.EOPNOTSUPP)
     /// Protocol error (a connection that failed during accept).
-    public static let EPROTO = Errno(Glibc.EPROTO)
+    public static let EPROTO = Errno(libc.EPROTO)
     /// File name too long (e.g. a Unix socket path over 107 bytes).
-    public static let ENAMETOOLONG = Errno(Glibc.ENAMETOOLONG)
+    public static let ENAMETOOLONG = Errno(libc.ENAMETOOLONG)
 
     static let names: [Int32: String] = [
-        Glibc.EPERM: "EPERM", Glibc.ENOENT: "ENOENT", Glibc.EINTR: "EINTR", Glibc.EIO: "EIO",
-        Glibc.EBADF: "EBADF", Glibc.EAGAIN: "EAGAIN", Glibc.ENOMEM: "ENOMEM",
-        Glibc.EACCES: "EACCES", Glibc.EFAULT: "EFAULT", Glibc.EEXIST: "EEXIST",
-        Glibc.EINVAL: "EINVAL", Glibc.ENFILE: "ENFILE", Glibc.EMFILE: "EMFILE",
-        Glibc.EPIPE: "EPIPE", Glibc.ENOSYS: "ENOSYS", Glibc.EAFNOSUPPORT: "EAFNOSUPPORT",
-        Glibc.EADDRINUSE: "EADDRINUSE", Glibc.EADDRNOTAVAIL: "EADDRNOTAVAIL",
-        Glibc.ENETUNREACH: "ENETUNREACH", Glibc.ECONNABORTED: "ECONNABORTED",
-        Glibc.ECONNRESET: "ECONNRESET", Glibc.ENOBUFS: "ENOBUFS", Glibc.EISCONN: "EISCONN",
-        Glibc.ENOTCONN: "ENOTCONN", Glibc.ETIMEDOUT: "ETIMEDOUT",
-        Glibc.ECONNREFUSED: "ECONNREFUSED", Glibc.EHOSTUNREACH: "EHOSTUNREACH",
-        Glibc.EALREADY: "EALREADY", Glibc.EINPROGRESS: "EINPROGRESS",
-        Glibc.EMSGSIZE: "EMSGSIZE", Glibc.ENOTSOCK: "ENOTSOCK",
-        Glibc.ENOPROTOOPT: "ENOPROTOOPT", Glibc.EOPNOTSUPP: "EOPNOTSUPP",
-        Glibc.ENAMETOOLONG: "ENAMETOOLONG", Glibc.ENOTDIR: "ENOTDIR",
-        Glibc.ESPIPE: "ESPIPE", Glibc.EPROTO: "EPROTO", Glibc.ENOSPC: "ENOSPC",
+        libc.EPERM: "EPERM",
+        libc.ENOENT: "ENOENT",
+        libc.EINTR: "EINTR",
+        libc.EIO: "EIO",
+        libc.EBADF: "EBADF",
+        libc.EAGAIN: "EAGAIN",
+        libc.ENOMEM: "ENOMEM",
+        libc.EACCES: "EACCES",
+        libc.EFAULT: "EFAULT",
+        libc.EEXIST: "EEXIST",
+        libc.EINVAL: "EINVAL",
+        libc.ENFILE: "ENFILE",
+        libc.EMFILE: "EMFILE",
+        libc.EPIPE: "EPIPE",
+        libc.ENOSYS: "ENOSYS",
+        libc.EAFNOSUPPORT: "EAFNOSUPPORT",
+        libc.EADDRINUSE: "EADDRINUSE",
+        libc.EADDRNOTAVAIL: "EADDRNOTAVAIL",
+        libc.ENETUNREACH: "ENETUNREACH",
+        libc.ECONNABORTED: "ECONNABORTED",
+        libc.ECONNRESET: "ECONNRESET",
+        libc.ENOBUFS: "ENOBUFS",
+        libc.EISCONN: "EISCONN",
+        libc.ENOTCONN: "ENOTCONN",
+        libc.ETIMEDOUT: "ETIMEDOUT",
+        libc.ECONNREFUSED: "ECONNREFUSED",
+        libc.EHOSTUNREACH: "EHOSTUNREACH",
+        libc.EALREADY: "EALREADY",
+        libc.EINPROGRESS: "EINPROGRESS",
+        libc.EMSGSIZE: "EMSGSIZE",
+        libc.ENOTSOCK: "ENOTSOCK",
+        libc.ENOPROTOOPT: "ENOPROTOOPT",
+        libc.EOPNOTSUPP: "EOPNOTSUPP",
+        libc.EPROTO: "EPROTO",
+        libc.ENAMETOOLONG: "ENAMETOOLONG",
+        libc.ENOTDIR: "ENOTDIR",
+        libc.ESPIPE: "ESPIPE",
+        libc.ENOSPC: "ENOSPC",
     ]
 }
+
+// Errno's statics share the C constants' names, so inside `extension Errno` a bare `EPERM` is
+// Errno's own; at file scope it is the C library's, whichever module provides it.
+private let libc = (
+    EPERM: EPERM,
+    ENOENT: ENOENT,
+    EINTR: EINTR,
+    EIO: EIO,
+    EBADF: EBADF,
+    EAGAIN: EAGAIN,
+    ENOMEM: ENOMEM,
+    EACCES: EACCES,
+    EFAULT: EFAULT,
+    EEXIST: EEXIST,
+    EINVAL: EINVAL,
+    ENFILE: ENFILE,
+    EMFILE: EMFILE,
+    EPIPE: EPIPE,
+    ENOSYS: ENOSYS,
+    EAFNOSUPPORT: EAFNOSUPPORT,
+    EADDRINUSE: EADDRINUSE,
+    EADDRNOTAVAIL: EADDRNOTAVAIL,
+    ENETUNREACH: ENETUNREACH,
+    ECONNABORTED: ECONNABORTED,
+    ECONNRESET: ECONNRESET,
+    ENOBUFS: ENOBUFS,
+    EISCONN: EISCONN,
+    ENOTCONN: ENOTCONN,
+    ETIMEDOUT: ETIMEDOUT,
+    ECONNREFUSED: ECONNREFUSED,
+    EHOSTUNREACH: EHOSTUNREACH,
+    EALREADY: EALREADY,
+    EINPROGRESS: EINPROGRESS,
+    EMSGSIZE: EMSGSIZE,
+    ENOTSOCK: ENOTSOCK,
+    ENOPROTOOPT: ENOPROTOOPT,
+    EOPNOTSUPP: EOPNOTSUPP,
+    EPROTO: EPROTO,
+    ENAMETOOLONG: ENAMETOOLONG,
+    ENOTDIR: ENOTDIR,
+    ESPIPE: ESPIPE,
+    ENOSPC: ENOSPC,
+)

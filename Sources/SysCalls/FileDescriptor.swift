@@ -1,5 +1,3 @@
-import Glibc
-
 /// A raw, non-owning file descriptor number: what the kernel APIs take.
 ///
 /// It does not close anything; `OwnedFileDescriptor` is the owning form.
@@ -20,9 +18,9 @@ public struct FileDescriptor: RawRepresentable, Hashable, Sendable, CustomString
 /// A file descriptor this value owns: closed exactly once, by `close()` or when dropped.
 ///
 /// ```swift
-/// let fd = try OwnedFileDescriptor(Sys.eventfd(0, flags: EFD_NONBLOCK | EFD_CLOEXEC))
-/// try Sys.write(fd.raw, ...)   // borrows the number
-/// ```                          // closed when `fd` goes out of scope
+/// let fd = try OwnedFileDescriptor(Sys.openSpareDescriptor())
+/// try Sys.fcntl(fd.raw, F_GETFD)   // borrows the number
+/// ```                              // closed when `fd` goes out of scope
 public struct OwnedFileDescriptor: ~Copyable, Sendable {
     /// The descriptor number, valid while this value lives.
     public let raw: FileDescriptor
@@ -32,7 +30,7 @@ public struct OwnedFileDescriptor: ~Copyable, Sendable {
 
     /// Closes the descriptor now, reporting the kernel's answer.
     ///
-    /// Linux releases the number even when close fails, so there is no retry.
+    /// The number is released even when close fails, so there is no retry.
     public consuming func close() throws(Errno) {
         let fd = raw
         discard self

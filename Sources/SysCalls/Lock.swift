@@ -1,4 +1,10 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A mutual-exclusion lock over a `pthread_mutex_t`.
 ///
@@ -18,7 +24,10 @@ public final class Lock: @unchecked Sendable {
         condition.initialize(to: pthread_cond_t())
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
+        #if !canImport(Darwin)
+        // Deadlines on the monotonic clock; Darwin has no setclock and waits relative instead.
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        #endif
         precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
         precondition(pthread_cond_init(condition, &attributes) == 0, "pthread_cond_init failed")
         pthread_condattr_destroy(&attributes)
@@ -54,13 +63,18 @@ public final class Lock: @unchecked Sendable {
         }
         let now = ContinuousClock.now
         if deadline <= now { return false }
+        let (seconds, attoseconds) = (deadline - now).components
+        #if canImport(Darwin)
+        var relative = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        return pthread_cond_timedwait_relative_np(condition, mutex, &relative) == 0
+        #else
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        let (seconds, attoseconds) = (deadline - now).components
         let nanos = Int(ts.tv_nsec) + Int(attoseconds / 1_000_000_000)
         ts.tv_sec += Int(seconds) + nanos / 1_000_000_000
         ts.tv_nsec = nanos % 1_000_000_000
         return pthread_cond_timedwait(condition, mutex, &ts) == 0
+        #endif
     }
 
     /// Wakes every thread blocked in `wait(until:)`.

@@ -1,5 +1,12 @@
 import CSysCalls
+
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A joinable POSIX thread running one Sendable closure. No Foundation needed.
 ///
@@ -10,7 +17,7 @@ import Glibc
 public final class OSThread: Sendable {
     // Invariant: written once in init before the thread can be joined; join is called at
     // most once (enforced by `joined`).
-    nonisolated(unsafe) private var thread: pthread_t = pthread_t()
+    nonisolated(unsafe) private var thread: ThreadID = noThread
     private let joined = Lock()
     nonisolated(unsafe) private var isJoined = false
 
@@ -31,9 +38,10 @@ public final class OSThread: Sendable {
         let result = pthread_create(
             &thread, nil,
             { raw in
-                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-                _ = pthread_setname_np(
-                    pthread_self(), String(decoding: box.name.utf8.prefix(15), as: UTF8.self))
+                // Optional on Linux, not on Darwin: the binding makes one spelling serve both.
+                let argument: UnsafeMutableRawPointer? = raw
+                let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+                csys_set_thread_name(String(decoding: box.name.utf8.prefix(15), as: UTF8.self))
                 box.body()
                 return nil
             }, box)
@@ -48,12 +56,24 @@ public final class OSThread: Sendable {
         joined.withLock {
             if isJoined { return }
             isJoined = true
-            pthread_join(thread, nil)
+            pthread_join(handle(thread), nil)
         }
     }
 
     /// Whether the calling thread is this thread.
-    public var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+    public var isCurrent: Bool { pthread_equal(handle(thread), pthread_self()) != 0 }
 
-    deinit { if !isJoined { pthread_detach(thread) } }
+    deinit { if !isJoined { pthread_detach(handle(thread)) } }
 }
+
+#if canImport(Glibc)
+/// What pthread_create writes: glibc's `pthread_t` is an integer.
+private typealias ThreadID = pthread_t
+private var noThread: ThreadID { 0 }
+@inline(__always) private func handle(_ id: ThreadID) -> pthread_t { id }
+#else
+/// What pthread_create writes: Darwin's and musl's `pthread_t` is a pointer, optional in Swift.
+private typealias ThreadID = pthread_t?
+private var noThread: ThreadID { nil }
+@inline(__always) private func handle(_ id: ThreadID) -> pthread_t { id! }
+#endif

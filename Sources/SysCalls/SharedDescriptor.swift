@@ -1,5 +1,12 @@
-import Glibc
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A descriptor shared across threads that one owner closes, safely against concurrent users.
 ///
@@ -10,13 +17,23 @@ public final class SharedDescriptor: Sendable {
     /// The descriptor number. Valid only inside `withDescriptor` or on the owner's thread
     /// before `close()`.
     public let raw: FileDescriptor
+    /// A second descriptor closed together with `raw` (a pipe's other end), or nil.
+    public let companion: FileDescriptor?
     // Bit 0: closed. Bits 1…: number of users inside `withDescriptor`, times 2.
     private let state = Atomic<Int>(0)
 
-    /// Takes ownership of `raw`.
-    public init(_ raw: FileDescriptor) { self.raw = raw }
+    /// Takes ownership of `raw`, and of `companion` if given: `close()` closes both.
+    public init(_ raw: FileDescriptor, companion: FileDescriptor? = nil) {
+        self.raw = raw
+        self.companion = companion
+    }
 
-    deinit { if state.load(ordering: .relaxed) & 1 == 0 { try? Sys.close(raw) } }
+    deinit {
+        if state.load(ordering: .relaxed) & 1 == 0 {
+            try? Sys.close(raw)
+            if let companion { try? Sys.close(companion) }
+        }
+    }
 
     /// True once `close()` has been called.
     public var isClosed: Bool { state.load(ordering: .acquiring) & 1 != 0 }
@@ -41,6 +58,7 @@ public final class SharedDescriptor: Sendable {
         // Users hold the guard only for one non-blocking syscall, so this wait is short.
         while state.load(ordering: .acquiring) > 1 { sched_yield() }
         try? Sys.close(raw)
+        if let companion { try? Sys.close(companion) }
         return true
     }
 }

@@ -1,7 +1,21 @@
 #if os(Linux)
 import CSysCalls
-import Glibc
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// Linux's own calls: epoll(7), eventfd(2), accept4(2) and pipe2(2), the socket-type flags that
+// make socket(2) non-blocking and close-on-exec in the call, and the raw-syscall forms of the
+// hot path's recv/send. Their portable counterparts are chosen in Sys+Setup.swift and
+// Sys+Wake.swift; Sys+Darwin.swift has the other systems' recv/send.
+
+/// eventfd(2) itself: inside `extension Sys` the bare name is `Sys.eventfd`.
+@inline(__always)
+private func linuxEventfd(_ initial: UInt32, _ flags: Int32) -> Int32 { eventfd(initial, flags) }
 
 /// epoll(7) and eventfd(2): the Linux readiness calls.
 extension Sys {
@@ -59,7 +73,7 @@ extension Sys {
     public static func eventfd(
         _ initial: UInt32 = 0, flags: Int32 = Int32(EFD_NONBLOCK | EFD_CLOEXEC)
     ) throws(Errno) -> FileDescriptor {
-        FileDescriptor(try retrying("eventfd") { CSysCalls.eventfd(initial, flags) })
+        FileDescriptor(try retrying("eventfd") { linuxEventfd(initial, flags) })
     }
 
     /// Adds `value` to an eventfd counter; `.wouldBlock` if it would overflow.
@@ -84,23 +98,90 @@ extension Sys {
         case .wouldBlock: return .wouldBlock
         }
     }
+}
 
-    /// A timeout as whole milliseconds, rounded up, clamped to Int32.
-    public static func milliseconds(_ duration: Duration) -> Int32 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let perMillisecond: Int64 = 1_000_000_000_000_000
-        let ms = seconds.multipliedReportingOverflow(by: 1000)
-        if ms.overflow { return Int32.max }
-        let total = ms.partialValue + (attoseconds + perMillisecond - 1) / perMillisecond
-        return Int32(clamping: total)
+/// Linux's creating calls with flags: accept4(2), pipe2(2), SOCK_NONBLOCK | SOCK_CLOEXEC.
+extension Sys {
+    /// SOCK_NONBLOCK | SOCK_CLOEXEC, for socket(2) and socketpair(2)'s `type`.
+    static var linuxSocketTypeFlags: Int32 {
+        #if canImport(Glibc)
+        Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        #else
+        SOCK_NONBLOCK | SOCK_CLOEXEC
+        #endif
     }
 
-    /// A non-negative duration as a timespec.
-    public static func timespec(_ duration: Duration) -> Glibc.timespec {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds < 0) { return Glibc.timespec() }
-        return Glibc.timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    /// accept4(2), non-blocking and close-on-exec; the peer's address goes into `peer` and
+    /// the length the kernel reported for it into `peerLength` (decode no byte past it).
+    /// Portable code calls `accept`, which picks this on Linux.
+    public static func accept4(
+        _ fd: FileDescriptor, peer: UnsafeMutablePointer<sockaddr_storage>? = nil,
+        peerLength: UnsafeMutablePointer<socklen_t>? = nil
+    ) throws(Errno) -> IOResult<FileDescriptor> {
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let flags = linuxSocketTypeFlags
+        let result = try retryingIO("accept4") { () -> Int32 in
+            guard let peer else { return csys_accept4(fd.rawValue, nil, nil, flags) }
+            return peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                csys_accept4(fd.rawValue, $0, &length, flags)
+            }
+        }
+        switch result {
+        case .processed(let raw):
+            peerLength?.pointee = peer == nil ? 0 : length
+            return .processed(FileDescriptor(raw))
+        case .wouldBlock: return .wouldBlock
+        }
+    }
+
+    /// pipe2(2): returns (read end, write end). Portable code calls `pipe`, which picks this on
+    /// Linux.
+    public static func pipe2(flags: Int32 = O_NONBLOCK | O_CLOEXEC) throws(Errno) -> (
+        read: FileDescriptor, write: FileDescriptor
+    ) {
+        var fds: (Int32, Int32) = (-1, -1)
+        _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) -> Int32 in
+            let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            return try retrying("pipe2") { csys_pipe2(pointer, flags) }
+        }
+        return (FileDescriptor(fds.0), FileDescriptor(fds.1))
+    }
+}
+
+/// The hot path's socket I/O as raw system calls.
+extension Sys {
+    /// send(2) with MSG_NOSIGNAL (`noSignalFlag`): a write to a reset peer returns EPIPE, never
+    /// raises SIGPIPE.
+    ///
+    /// Issued as a raw system call (`csys_send`): glibc's send is a cancellation point, which
+    /// costs a multi-threaded process an enable/disable of asynchronous cancellation per call.
+    @inlinable @inline(__always)
+    public static func send(
+        _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingRawIO("send") {
+            csys_send(fd.rawValue, buffer.baseAddress, buffer.count, flags | noSignalFlag)
+        }
+    }
+
+    /// send(2) with MSG_NOSIGNAL, as one raw attempt: the bytes sent, or -errno (EINTR and
+    /// EAGAIN included). For a hot path that handles everything but full success out of line;
+    /// others use `send`.
+    @inlinable @inline(__always)
+    public static func sendAttempt(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) -> Int {
+        csys_send(fd.rawValue, buffer.baseAddress, buffer.count, noSignalFlag)
+    }
+
+    /// recv(2); `.processed(0)` is an orderly shutdown by the peer (for stream sockets).
+    ///
+    /// Issued as a raw system call (`csys_recv`), like `send`.
+    @inlinable @inline(__always)
+    public static func recv(
+        _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0
+    ) throws(Errno) -> IOResult<Int> {
+        try retryingRawIO("recv") {
+            csys_recv(fd.rawValue, buffer.baseAddress, buffer.count, flags)
+        }
     }
 }
 #endif

@@ -1,11 +1,17 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Calls the Net layer needs beyond plain socket I/O: interface lookup, struct-valued socket
 /// options, and the identity of a Unix socket's path.
 extension Sys {
     /// if_nametoindex(3): the index of the network interface called `name` (e.g. `"lo"`).
     public static func ifNametoindex(_ name: String) throws(Errno) -> UInt32 {
-        let index = Glibc.if_nametoindex(name)
+        let index = libcIfNametoindex(name)
         if index != 0 { return index }
         let code = errno
         // glibc reports an unknown name as ENODEV; an empty errno would read as "Success".
@@ -20,7 +26,7 @@ extension Sys {
         var length = socklen_t(MemoryLayout<T>.size)
         _ = try withUnsafeMutableBytes(of: &value) { (raw) throws(Errno) -> Int32 in
             try retrying("getsockopt") {
-                Glibc.getsockopt(fd.rawValue, level, option, raw.baseAddress, &length)
+                libcGetsockopt(fd.rawValue, level, option, raw.baseAddress, &length)
             }
         }
         return value
@@ -32,7 +38,7 @@ extension Sys {
         _ fd: FileDescriptor, level: Int32, option: Int32, bytes: UnsafeRawBufferPointer
     ) throws(Errno) {
         _ = try retrying("setsockopt") {
-            Glibc.setsockopt(fd.rawValue, level, option, bytes.baseAddress, socklen_t(bytes.count))
+            libcSetsockopt(fd.rawValue, level, option, bytes.baseAddress, socklen_t(bytes.count))
         }
     }
 
@@ -42,8 +48,8 @@ extension Sys {
         device: UInt64, inode: UInt64, isSocket: Bool
     ) {
         var info = stat()
-        _ = try retrying("lstat") { Glibc.lstat(path, &info) }
+        _ = try retrying("lstat") { libcLstat(path, &info) }
         let isSocket = info.st_mode & S_IFMT == S_IFSOCK
-        return (UInt64(info.st_dev), UInt64(info.st_ino), isSocket)
+        return (UInt64(truncatingIfNeeded: info.st_dev), UInt64(info.st_ino), isSocket)
     }
 }

@@ -1,5 +1,10 @@
-#if os(Linux)
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// poll(2) support: event bits in `pollfd`'s `Int16` form, and a file-identity query.
 extension Sys {
@@ -14,9 +19,15 @@ extension Sys {
         public static let priority = Int16(POLLPRI)
         /// POLLOUT: room to write.
         public static let output = Int16(POLLOUT)
+        #if os(Linux)
         /// POLLRDHUP (Linux, 0x2000): the peer shut down its write side. Glibc hides it
         /// behind _GNU_SOURCE, so Swift does not import it.
         public static let readHangUp: Int16 = 0x2000
+        #else
+        /// POLLRDHUP exists on Linux only: elsewhere a peer's shutdown shows as readable (the
+        /// read returns 0), so this is 0.
+        public static let readHangUp: Int16 = 0
+        #endif
         /// POLLERR: an error is pending (always reported, cannot be masked).
         public static let error = Int16(POLLERR)
         /// POLLHUP: hung up (always reported, cannot be masked).
@@ -31,9 +42,23 @@ extension Sys {
     /// all share one, so they cannot be told apart this way.
     public static func fstat(_ fd: FileDescriptor) throws(Errno) -> (device: UInt64, inode: UInt64)
     {
-        var info = Glibc.stat()
-        _ = try retrying("fstat") { Glibc.fstat(fd.rawValue, &info) }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
+        var info = stat()
+        _ = try retrying("fstat") { libcFstat(fd.rawValue, &info) }
+        return (UInt64(truncatingIfNeeded: info.st_dev), UInt64(info.st_ino))
     }
 }
-#endif
+
+extension Sys {
+    /// poll(2) over `fds`; `timeoutMilliseconds` -1 blocks. Returns how many have events.
+    ///
+    /// EINTR is returned as 0 ready (not retried): the caller recomputes its timeout.
+    public static func poll(
+        _ fds: UnsafeMutableBufferPointer<pollfd>, timeoutMilliseconds: Int32
+    ) throws(Errno) -> Int {
+        let n = libcPoll(fds.baseAddress, fds.count, timeoutMilliseconds)
+        if n >= 0 { return Int(n) }
+        let code = errno
+        if code == EINTR { return 0 }
+        throw Errno(code, call: "poll")
+    }
+}

@@ -1,33 +1,49 @@
-import CSysCalls
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Socket calls. Addresses travel as raw `sockaddr` bytes; the Net layer gives them types.
 extension Sys {
-    /// socket(2), always non-blocking and close-on-exec.
+    /// socket(2), non-blocking and close-on-exec (the way `setup` says), and never raising
+    /// SIGPIPE on writes.
     public static func socket(
-        domain: Int32, type: Int32, protocol proto: Int32 = 0
+        domain: Int32, type: Int32, protocol proto: Int32 = 0, setup: DescriptorSetup = .native
     ) throws(Errno) -> FileDescriptor {
-        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
-        return FileDescriptor(try retrying("socket") { Glibc.socket(domain, type | flags, proto) })
+        let flags = setup.socketTypeFlags
+        let fd = try retrying("socket") { libcSocket(domain, type | flags, proto) }
+        return try finishNewDescriptor(FileDescriptor(fd), setup: setup, isSocket: true)
     }
 
-    /// socketpair(2), non-blocking and close-on-exec.
+    /// socketpair(2), both ends non-blocking and close-on-exec (the way `setup` says), and
+    /// never raising SIGPIPE on writes.
     public static func socketpair(
-        domain: Int32 = AF_UNIX, type: Int32
+        domain: Int32 = AF_UNIX, type: Int32, setup: DescriptorSetup = .native
     ) throws(Errno) -> (FileDescriptor, FileDescriptor) {
         var fds: (Int32, Int32) = (-1, -1)
-        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        let flags = setup.socketTypeFlags
         _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) -> Int32 in
             let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
-            return try retrying("socketpair") { Glibc.socketpair(domain, type | flags, 0, pointer) }
+            return try retrying("socketpair") { libcSocketpair(domain, type | flags, 0, pointer) }
         }
-        return (FileDescriptor(fds.0), FileDescriptor(fds.1))
+        let first = try finishNewDescriptor(FileDescriptor(fds.0), setup: setup, isSocket: true)
+        do throws(Errno) {
+            return (
+                first, try finishNewDescriptor(FileDescriptor(fds.1), setup: setup, isSocket: true)
+            )
+        } catch {
+            try? close(first)
+            throw error
+        }
     }
 
     /// bind(2) to the address in `address` (a `sockaddr_*`'s bytes).
     public static func bind(_ fd: FileDescriptor, _ address: UnsafeRawBufferPointer) throws(Errno) {
         _ = try retrying("bind") {
-            Glibc.bind(
+            libcBind(
                 fd.rawValue, address.baseAddress!.assumingMemoryBound(to: sockaddr.self),
                 socklen_t(address.count))
         }
@@ -35,28 +51,38 @@ extension Sys {
 
     /// listen(2).
     public static func listen(_ fd: FileDescriptor, backlog: Int32) throws(Errno) {
-        _ = try retrying("listen") { Glibc.listen(fd.rawValue, backlog) }
+        _ = try retrying("listen") { libcListen(fd.rawValue, backlog) }
     }
 
-    /// accept4(2), non-blocking and close-on-exec; the peer's address goes into `peer` and
-    /// the length the kernel reported for it into `peerLength` (decode no byte past it).
-    public static func accept4(
+    /// Accepts a connection, non-blocking and close-on-exec, never raising SIGPIPE on writes;
+    /// the peer's address goes into `peer` and the length the kernel reported for it into
+    /// `peerLength` (decode no byte past it).
+    ///
+    /// `setup` `.native`: accept4(2) on Linux; accept(2) then fcntl(2) elsewhere
+    /// (`.afterCall`, which Linux runs too when asked).
+    public static func accept(
         _ fd: FileDescriptor, peer: UnsafeMutablePointer<sockaddr_storage>? = nil,
-        peerLength: UnsafeMutablePointer<socklen_t>? = nil
+        peerLength: UnsafeMutablePointer<socklen_t>? = nil, setup: DescriptorSetup = .native
     ) throws(Errno) -> IOResult<FileDescriptor> {
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
-        let result = try retryingIO("accept4") { () -> Int32 in
-            guard let peer else { return csys_accept4(fd.rawValue, nil, nil, flags) }
-            return peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                csys_accept4(fd.rawValue, $0, &length, flags)
+        switch setup {
+        #if os(Linux)
+        case .inCall: return try accept4(fd, peer: peer, peerLength: peerLength)
+        #endif
+        case .afterCall:
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let result = try retryingIO("accept") { () -> Int32 in
+                guard let peer else { return libcAccept(fd.rawValue, nil, nil) }
+                return peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    libcAccept(fd.rawValue, $0, &length)
+                }
             }
-        }
-        switch result {
-        case .processed(let raw):
-            peerLength?.pointee = peer == nil ? 0 : length
-            return .processed(FileDescriptor(raw))
-        case .wouldBlock: return .wouldBlock
+            switch result {
+            case .processed(let raw):
+                peerLength?.pointee = peer == nil ? 0 : length
+                return .processed(
+                    try finishNewDescriptor(FileDescriptor(raw), setup: .afterCall, isSocket: true))
+            case .wouldBlock: return .wouldBlock
+            }
         }
     }
 
@@ -65,7 +91,7 @@ extension Sys {
     public static func connect(
         _ fd: FileDescriptor, _ address: UnsafeRawBufferPointer
     ) throws(Errno) -> Bool {
-        let result = Glibc.connect(
+        let result = libcConnect(
             fd.rawValue, address.baseAddress!.assumingMemoryBound(to: sockaddr.self),
             socklen_t(address.count))
         if result == 0 { return true }
@@ -77,61 +103,28 @@ extension Sys {
 
     /// shutdown(2): `how` is SHUT_RD, SHUT_WR or SHUT_RDWR.
     public static func shutdown(_ fd: FileDescriptor, _ how: Int32) throws(Errno) {
-        _ = try retrying("shutdown") { Glibc.shutdown(fd.rawValue, how) }
+        _ = try retrying("shutdown") { libcShutdown(fd.rawValue, how) }
     }
 
-    /// send(2) with MSG_NOSIGNAL: a write to a reset peer returns EPIPE, never raises SIGPIPE.
-    ///
-    /// Issued as a raw system call (`csys_send`): glibc's send is a cancellation point, which
-    /// costs a multi-threaded process an enable/disable of asynchronous cancellation per call.
-    @inlinable @inline(__always)
-    public static func send(
-        _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0
-    ) throws(Errno) -> IOResult<Int> {
-        try retryingRawIO("send") {
-            csys_send(fd.rawValue, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL))
-        }
-    }
-
-    /// send(2) with MSG_NOSIGNAL, as one raw attempt: the bytes sent, or -errno (EINTR and
-    /// EAGAIN included). For a hot path that handles everything but full success out of line;
-    /// others use `send`.
-    @inlinable @inline(__always)
-    public static func sendAttempt(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) -> Int {
-        csys_send(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
-    }
-
-    /// recv(2); `.processed(0)` is an orderly shutdown by the peer (for stream sockets).
-    ///
-    /// Issued as a raw system call (`csys_recv`), like `send`.
-    @inlinable @inline(__always)
-    public static func recv(
-        _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0
-    ) throws(Errno) -> IOResult<Int> {
-        try retryingRawIO("recv") {
-            csys_recv(fd.rawValue, buffer.baseAddress, buffer.count, flags)
-        }
-    }
-
-    /// sendto(2) with MSG_NOSIGNAL to the address in `address`.
+    /// sendto(2) to the address in `address`; never raises SIGPIPE.
     public static func sendto(
         _ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer, to address: UnsafeRawBufferPointer,
         flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("sendto") {
-            Glibc.sendto(
-                fd.rawValue, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL),
+            libcSendto(
+                fd.rawValue, buffer.baseAddress, buffer.count, flags | noSignalFlag,
                 address.baseAddress!.assumingMemoryBound(to: sockaddr.self),
                 socklen_t(address.count))
         }
     }
 
-    /// sendmsg(2) with MSG_NOSIGNAL.
+    /// sendmsg(2); never raises SIGPIPE.
     public static func sendmsg(
         _ fd: FileDescriptor, _ message: UnsafePointer<msghdr>, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("sendmsg") {
-            Glibc.sendmsg(fd.rawValue, message, flags | Int32(MSG_NOSIGNAL))
+            libcSendmsg(fd.rawValue, message, flags | noSignalFlag)
         }
     }
 
@@ -139,7 +132,7 @@ extension Sys {
     public static func recvmsg(
         _ fd: FileDescriptor, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0
     ) throws(Errno) -> IOResult<Int> {
-        try retryingIO("recvmsg") { Glibc.recvmsg(fd.rawValue, message, flags) }
+        try retryingIO("recvmsg") { libcRecvmsg(fd.rawValue, message, flags) }
     }
 
     /// getsockopt(2) for an option whose value is a C int.
@@ -149,7 +142,7 @@ extension Sys {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         _ = try retrying("getsockopt") {
-            Glibc.getsockopt(fd.rawValue, level, option, &value, &length)
+            libcGetsockopt(fd.rawValue, level, option, &value, &length)
         }
         return value
     }
@@ -160,7 +153,7 @@ extension Sys {
     ) throws(Errno) {
         var value = value
         _ = try retrying("setsockopt") {
-            Glibc.setsockopt(
+            libcSetsockopt(
                 fd.rawValue, level, option, &value, socklen_t(MemoryLayout<Int32>.size))
         }
     }
@@ -171,7 +164,7 @@ extension Sys {
     ) throws(Errno) {
         _ = try withUnsafeBytes(of: value) { (raw) throws(Errno) -> Int32 in
             try retrying("setsockopt") {
-                Glibc.setsockopt(fd.rawValue, level, option, raw.baseAddress, socklen_t(raw.count))
+                libcSetsockopt(fd.rawValue, level, option, raw.baseAddress, socklen_t(raw.count))
             }
         }
     }
@@ -189,7 +182,7 @@ extension Sys {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) -> Int32 in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (sa) throws(Errno) in
-                try retrying("getsockname") { Glibc.getsockname(fd.rawValue, sa, &length) }
+                try retrying("getsockname") { libcGetsockname(fd.rawValue, sa, &length) }
             }
         }
         return (storage, length)
@@ -203,7 +196,7 @@ extension Sys {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) -> Int32 in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (sa) throws(Errno) in
-                try retrying("getpeername") { Glibc.getpeername(fd.rawValue, sa, &length) }
+                try retrying("getpeername") { libcGetpeername(fd.rawValue, sa, &length) }
             }
         }
         return (storage, length)
@@ -211,6 +204,6 @@ extension Sys {
 
     /// unlink(2), for Unix socket paths.
     public static func unlink(_ path: String) throws(Errno) {
-        _ = try retrying("unlink") { Glibc.unlink(path) }
+        _ = try retrying("unlink") { libcUnlink(path) }
     }
 }

@@ -1,5 +1,12 @@
 import CSysCalls
+
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Typed wrappers over the system calls swift-reactor uses.
 ///
@@ -52,9 +59,10 @@ public enum Sys {
         }
     }
 
-    /// close(2). Not retried on EINTR: Linux has already released the number.
+    /// close(2). Not retried on EINTR: Linux has already released the number (and on Darwin
+    /// a retry could close a number another thread was just given).
     public static func close(_ fd: FileDescriptor) throws(Errno) {
-        if Glibc.close(fd.rawValue) == -1 {
+        if libcClose(fd.rawValue) == -1 {
             let code = errno
             if code != EINTR { throw Errno(code, call: "close") }
         }
@@ -66,7 +74,7 @@ public enum Sys {
         _ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("read") {
-            Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count)
+            libcRead(fd.rawValue, buffer.baseAddress, buffer.count)
         }
     }
 
@@ -76,7 +84,7 @@ public enum Sys {
         _ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("write") {
-            Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count)
+            libcWrite(fd.rawValue, buffer.baseAddress, buffer.count)
         }
     }
 
@@ -86,7 +94,7 @@ public enum Sys {
         _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("readv") {
-            Glibc.readv(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
+            libcReadv(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
         }
     }
 
@@ -96,20 +104,37 @@ public enum Sys {
         _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
     ) throws(Errno) -> IOResult<Int> {
         try retryingIO("writev") {
-            Glibc.writev(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
+            libcWritev(fd.rawValue, vectors.baseAddress, Int32(vectors.count))
         }
     }
 
-    /// pipe2(2): returns (read end, write end).
-    public static func pipe2(flags: Int32 = O_NONBLOCK | O_CLOEXEC) throws(Errno) -> (
+    /// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
+    ///
+    /// `setup` `.native`: pipe2(2) on Linux, pipe(2) then fcntl(2) elsewhere (`.afterCall`, which
+    /// Linux runs too when asked).
+    public static func pipe(setup: DescriptorSetup = .native) throws(Errno) -> (
         read: FileDescriptor, write: FileDescriptor
     ) {
-        var fds: (Int32, Int32) = (-1, -1)
-        _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) -> Int32 in
-            let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
-            return try retrying("pipe2") { csys_pipe2(pointer, flags) }
+        switch setup {
+        #if os(Linux)
+        case .inCall: return try pipe2()
+        #endif
+        case .afterCall:
+            var fds: (Int32, Int32) = (-1, -1)
+            _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) -> Int32 in
+                let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+                return try retrying("pipe") { libcPipe(pointer) }
+            }
+            let read = try finishNewDescriptor(FileDescriptor(fds.0), setup: .afterCall)
+            let write: FileDescriptor
+            do throws(Errno) {
+                write = try finishNewDescriptor(FileDescriptor(fds.1), setup: .afterCall)
+            } catch {
+                try? close(read)
+                throw error
+            }
+            return (read, write)
         }
-        return (FileDescriptor(fds.0), FileDescriptor(fds.1))
     }
 
     /// fcntl(2) with no argument (F_GETFL, F_GETFD).
@@ -137,24 +162,11 @@ public enum Sys {
         FileDescriptor(try fcntl(fd, F_DUPFD_CLOEXEC, 0))
     }
 
-    /// poll(2) over `fds`; `timeoutMilliseconds` -1 blocks. Returns how many have events.
-    ///
-    /// EINTR is returned as 0 ready (not retried): the caller recomputes its timeout.
-    public static func poll(
-        _ fds: UnsafeMutableBufferPointer<pollfd>, timeoutMilliseconds: Int32
-    ) throws(Errno) -> Int {
-        let n = Glibc.poll(fds.baseAddress, nfds_t(fds.count), timeoutMilliseconds)
-        if n >= 0 { return Int(n) }
-        let code = errno
-        if code == EINTR { return 0 }
-        throw Errno(code, call: "poll")
-    }
-
     /// getrlimit(RLIMIT_NOFILE): (soft, hard).
     public static func openFileLimit() throws(Errno) -> (soft: UInt64, hard: UInt64) {
         var limit = rlimit()
         _ = try retrying("getrlimit") {
-            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            libcGetOpenFileLimit(&limit)
         }
         return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
     }
@@ -163,11 +175,12 @@ public enum Sys {
     public static func setOpenFileLimit(soft: UInt64, hard: UInt64) throws(Errno) {
         var limit = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard))
         _ = try retrying("setrlimit") {
-            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            libcSetOpenFileLimit(&limit)
         }
     }
 
-    /// Ignores SIGPIPE process-wide (belt and braces; socket writes use MSG_NOSIGNAL anyway).
+    /// Ignores SIGPIPE process-wide (belt and braces: socket writes never raise it anyway, see
+    /// `DescriptorSetup`; this covers pipes).
     public static func ignoreSIGPIPE() {
         _ = signal(SIGPIPE, SIG_IGN)
     }

@@ -1,13 +1,23 @@
-// C declarations Swift's Glibc module does not import, and a few static inlines over them.
-// Declarations and static inlines only: no logic lives here.
+// C declarations Swift's C library modules (Glibc, Musl, Darwin) do not import, and a few
+// static inlines over them. Declarations and static inlines only: no logic lives here.
 #ifndef CSYSCALLS_H
 #define CSYSCALLS_H
 
-#ifdef __linux__
-// No _GNU_SOURCE here: it would change struct definitions against Swift's Glibc module.
-// The two GNU calls we need are declared by hand below.
+// Every POSIX platform.
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+
+// fcntl(2) is variadic, so Swift cannot call it; these fix its argument list.
+static inline int csys_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+static inline int csys_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
+
+static inline int csys_errno(void) { return errno; }
+static inline void csys_set_errno(int value) { errno = value; }
+
+#ifdef __linux__
+// No _GNU_SOURCE here: it would change struct definitions against Swift's Glibc module.
+// The GNU calls we need are declared by hand below.
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,7 +30,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
-#include <pthread.h>
 
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 extern int pipe2(int fds[2], int flags);
@@ -93,17 +102,11 @@ static inline __attribute__((always_inline)) int csys_epoll_wait(int epfd, struc
     return (int)csys_raw_syscall6(SYS_epoll_pwait, epfd, (long)events, maxevents, timeout, 0, 8);
 }
 
-static inline int csys_errno(void) { return errno; }
-static inline void csys_set_errno(int value) { errno = value; }
-
 static inline int csys_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
 }
 
 static inline int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
-
-static inline int csys_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
-static inline int csys_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
 
 // The epoll_event struct is packed on x86_64; these keep Swift away from its layout.
 static inline uint32_t csys_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
@@ -116,5 +119,17 @@ static inline struct epoll_event csys_epoll_event_make(uint32_t events, uint64_t
 }
 
 #endif
+
+/// Names the calling thread (debuggers, `top -H`). Each system spells it differently: Linux
+/// (glibc, musl) names any thread, Darwin only the caller; elsewhere it is skipped.
+static inline void csys_set_thread_name(const char *name) {
+#if defined(__APPLE__)
+    (void)pthread_setname_np(name);
+#elif defined(__linux__)
+    (void)pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+#endif
+}
 
 #endif
