@@ -123,7 +123,7 @@ final class Demo<S: EventSelector> {
 
     func acceptAll() throws(Errno) {
         guard let listener else { return }
-        while case .processed(let fd) = try Sys.accept4(listener.fd) {
+        while case .processed(let fd) = try Sys.accept(listener.fd) {
             let session = Connection(fd: fd, token: Token(Self.sessionBase + sessions.count))
             sessions.append(session)
             try selector.register(fd, token: session.token, interest: [.readable, .writable])

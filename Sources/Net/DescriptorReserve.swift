@@ -29,10 +29,10 @@ public struct DescriptorReserve: ~Copyable {
     /// Clients accepted only to be closed, over this reserve's life.
     public private(set) var turnedAwayCount = 0
 
-    /// Opens the spare descriptor (an eventfd). If even that fails, the reserve starts
+    /// Opens the spare descriptor (`Sys.openSpareDescriptor`). If even that fails, the reserve starts
     /// empty and `turnAwayOne(from:)` tries to open it again each time.
     public init() {
-        spare = try? OwnedFileDescriptor(Sys.eventfd())
+        spare = try? OwnedFileDescriptor(Sys.openSpareDescriptor())
     }
 
     /// Whether the spare descriptor is held.
@@ -44,7 +44,7 @@ public struct DescriptorReserve: ~Copyable {
         -> Outcome
     {
         guard let freed = spare.take() else {
-            spare = try? OwnedFileDescriptor(Sys.eventfd())
+            spare = try? OwnedFileDescriptor(Sys.openSpareDescriptor())
             return .failed
         }
         try? freed.close()
@@ -59,7 +59,7 @@ public struct DescriptorReserve: ~Copyable {
         case nil:
             outcome = .failed  // e.g. another thread took the freed number
         }
-        spare = try? OwnedFileDescriptor(Sys.eventfd())
+        spare = try? OwnedFileDescriptor(Sys.openSpareDescriptor())
         return spare == nil ? .failed : outcome
     }
 

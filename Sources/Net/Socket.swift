@@ -118,7 +118,7 @@ enum SocketSetup {
         }
     }
 
-    /// accept4 (non-blocking, close-on-exec), decoding the peer's address.
+    /// Accepts (non-blocking, close-on-exec; `Sys.accept`), decoding the peer's address.
     static func accept(_ fd: FileDescriptor) throws(Errno) -> IOResult<
         (
             FileDescriptor, SocketAddress
@@ -126,11 +126,11 @@ enum SocketSetup {
     > {
         var storage = sockaddr_storage()
         var length: socklen_t = 0
-        switch try Sys.accept4(fd, peer: &storage, peerLength: &length) {
+        switch try Sys.accept(fd, peer: &storage, peerLength: &length) {
         case .wouldBlock: return .wouldBlock
         case .processed(let accepted):
             let owned = OwnedFileDescriptor(accepted)
-            let peer = try SocketAddress(storage: storage, length: length, call: "accept4")
+            let peer = try SocketAddress(storage: storage, length: length, call: "accept")
             return .processed((owned.release(), peer))
         }
     }
