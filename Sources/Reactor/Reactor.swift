@@ -282,12 +282,12 @@ public final class Reactor<Backend: EventSelector> {
         let events = self.events
         let reader = events.reader
         let handlers = self.handlers
-        // Steps through the records by byte offset: no multiply per event.
-        let end = events.endIndex &* reader.stride
-        var offset = 0
-        while offset < end {
-            handlers.dispatch(reader.event(atByteOffset: offset), reactor: reactor, context: self)
-            offset &+= reader.stride
+        // Steps a pointer through the records' tokens: no multiply per event.
+        var token = reader.firstToken
+        let end = token + events.endIndex &* reader.stride
+        while token < end {
+            handlers.dispatch(reader.event(atToken: token), reactor: reactor, context: self)
+            token += reader.stride
         }
     }
 
