@@ -3,6 +3,12 @@ import PackageDescription
 
 // Micro-benchmarks of swift-reactor, kept in their own package so the main package has no
 // dependencies. Run with `./run-selector` or `swift package benchmark`.
+
+// With ECHO_KQUEUE set (Benchmarks/run sets it where libkqueue is installed), swift-reactor is
+// built with its Kqueue trait, so echo-server also offers `--backend kqueue`.
+let reactorTraits: Set<Package.Dependency.Trait> =
+    Context.environment["ECHO_KQUEUE"] != nil ? [.defaults, "Kqueue"] : [.defaults]
+
 let package = Package(
     name: "swift-reactor-benchmarks",
     platforms: [.macOS(.v15)],
@@ -15,7 +21,7 @@ let package = Package(
         .package(
             url: "https://github.com/ordo-one/benchmark", from: "1.38.1",
             traits: ["MallocInterposer"]),
-        .package(name: "swift-reactor", path: ".."),
+        .package(name: "swift-reactor", path: "..", traits: reactorTraits),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
     ],
     targets: [

@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = ["c", "nio", "reactor-epoll", "reactor-poll"]
+if os.environ.get("ECHO_KQUEUE"):
+    SERVERS.append("reactor-kqueue")
 SCENARIOS = [
     # key, label, connections, size, pipeline
     ("c1", "1 conn × 64 B", 1, 64, 1),
@@ -504,7 +506,8 @@ def plot(data, table, path):
     import matplotlib.pyplot as plt
 
     others = [s for s in SERVERS if s != "c"]
-    colors = {"nio": "#f28e2b", "reactor-epoll": "#4e79a7", "reactor-poll": "#76b7b2"}
+    colors = {"nio": "#f28e2b", "reactor-epoll": "#4e79a7", "reactor-poll": "#76b7b2",
+              "reactor-kqueue": "#b07aa1"}
     panels = [
         ("msgs_per_s", "throughput ÷ C (higher is better)"),
         ("cpu_us_per_msg", "server CPU per message ÷ C"),
@@ -578,8 +581,9 @@ def report(data, args):
         "per-connection buffer only after a partial write (the floor); **nio** — "
         "`Benchmarks/NIOEcho`, SwiftNIO `MultiThreadedEventLoopGroup(numberOfThreads: 1)`, "
         "`ServerBootstrap`, a handler that writes in `channelRead` and flushes in "
-        "`channelReadComplete`; **reactor-epoll** / **reactor-poll** — swift-reactor's "
-        "`echo-server --threads 1 --backend epoll|poll`, release build.")
+        "`channelReadComplete`; **reactor-epoll** / **reactor-poll** / **reactor-kqueue** — "
+        "swift-reactor's `echo-server --threads 1 --backend epoll|poll|kqueue`, release build "
+        "(kqueue through libkqueue, a user-space kqueue over epoll, with the `Kqueue` trait).")
     add("- Load: `echo-load` (`Benchmarks/EchoLoad`, ours, one thread on one EpollSelector, "
         "pinned to CPU 1): closed loop, each connection keeps `pipeline` messages in flight "
         "and sends a new one per completed echo; latency is per message, send to last byte "
