@@ -176,8 +176,10 @@ public final class Reactor<Backend: EventSelector> {
     // MARK: Running
 
     /// Runs until `stop()` (from this thread) or `handle.stop()` (from any), then shuts down:
-    /// every handler is deregistered once.
+    /// every handler is deregistered once. Throws EALREADY if called from one of this
+    /// reactor's handlers (the loop is already running).
     public func run() throws(Errno) {
+        if context.inTurn { throw Errno(Errno.EALREADY.code, call: "run (called from a handler)") }
         stopRequested = false
         defer { shutdown() }
         while !stopRequested && !handle.isStopRequested {
@@ -186,8 +188,16 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     /// One iteration: wait for events (at most `timeout`, shortened by the next timer),
-    /// dispatch them, fire due timers, run queued tasks.
+    /// dispatch them, fire due timers, run queued tasks. Throws EALREADY if called from one of
+    /// this reactor's handlers, timers or tasks (the iteration is already running).
     public func runOnce(timeout: Duration?) throws(Errno) {
+        // A handler that ran the loop from inside the loop would have `select` refill the
+        // events being dispatched.
+        if context.inTurn {
+            throw Errno(Errno.EALREADY.code, call: "runOnce (called from a handler)")
+        }
+        context.inTurn = true
+        defer { context.inTurn = false }
         var wait = timeout
         let deadline = context.nextTimerDeadline
         if deadline != .max {
@@ -254,6 +264,8 @@ public final class Reactor<Backend: EventSelector> {
     @usableFromInline @exclusivity(unchecked) var now: UInt64 = Sys.monotonicNanoseconds()
     /// The earliest pending timer's deadline, `.max` when none is pending.
     var nextTimerDeadline: UInt64 = .max
+    /// True while `runOnce` runs (it may not be re-entered from a handler).
+    var inTurn = false
     /// The shared read buffer's size.
     static var readSize: Int { 64 << 10 }
     /// The shared read buffer (`readSize` bytes).
@@ -279,15 +291,31 @@ public final class Reactor<Backend: EventSelector> {
     /// live slot and are skipped. Generic only to name `reactor`'s connections: it needs no
     /// metadata of `Backend`, so it runs as fast unspecialized.
     func dispatch<Backend>(reactor: Reactor<Backend>) {
-        let events = self.events
+        // No copy of `events` (which would retain its storage for the loop): `runOnce` refuses
+        // to be re-entered, so nothing refills or frees the records while they are read.
+        assert(inTurn, "dispatch outside runOnce")
         let reader = events.reader
+        // The same loop twice, so that for the compact record layout (`Events`' own, and the
+        // kernel's on some platforms) every offset, the stride and the readable-only value are
+        // constants.
+        if reader.isCompact {
+            dispatch(reader, compact: true, reactor: reactor)
+        } else {
+            dispatch(reader, compact: false, reactor: reactor)
+        }
+    }
+
+    @inline(__always)
+    private func dispatch<Backend>(_ reader: EventReader, compact: Bool, reactor: Reactor<Backend>)
+    {
         let handlers = self.handlers
         // Steps a pointer through the records' tokens: no multiply per event.
         var token = reader.firstToken
         let end = token + events.endIndex &* reader.stride
         while token < end {
-            handlers.dispatch(reader.event(atToken: token), reactor: reactor, context: self)
-            token += reader.stride
+            let event = compact ? reader.compactEvent(atToken: token) : reader.event(atToken: token)
+            handlers.dispatch(event, reactor: reactor, context: self)
+            token += compact ? EventReader.compactStride : reader.stride
         }
     }
 

@@ -16,13 +16,16 @@ public final class EpollSelector: EventSelector {
     public static var shortReadMeansDrained: Bool { true }
 
     /// `epoll_event` as the kernel writes it (packed on x86_64): events, then the 64-bit data
-    /// that carries the token. EPOLLIN alone is the readable-only record.
-    public static let recordFormat = EventRecordFormat(
-        stride: MemoryLayout<epoll_event>.stride,
-        tokenOffset: MemoryLayout<epoll_event>.offset(of: \.data)!,
-        readableOnlyOffset: 0, readableOnlyWord: EPOLLIN.rawValue
-    ) { record in
-        readiness(record.loadUnaligned(as: UInt32.self)).rawValue
+    /// that carries the token, in the record's last 8 bytes. EPOLLIN alone is the
+    /// readable-only record. Computed from constants, so `select` pays no lazy-global check.
+    public static var recordFormat: EventRecordFormat {
+        EventRecordFormat(
+            stride: MemoryLayout<epoll_event>.stride,
+            tokenOffset: MemoryLayout<epoll_event>.stride - 8,
+            readableOnlyOffset: 0, readableOnlyWord: EPOLLIN.rawValue
+        ) { record in
+            EpollSelector.readiness(record.loadUnaligned(as: UInt32.self)).rawValue
+        }
     }
 
     /// The readiness an epoll event mask reports. EPOLLERR also means the write side is

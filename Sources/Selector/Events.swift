@@ -142,10 +142,11 @@ public struct EventRecordFormat: Sendable {
     /// The record size `Events` allocates room for up front; larger formats reallocate once.
     public static var maxStride: Int { 32 }
 
-    /// `Events`' own layout, for events built in user space: the readiness bits in the first
-    /// 32-bit word, the token at offset 8.
+    /// `Events`' own layout, for events built in user space: 12-byte records, the readiness
+    /// bits in the first 32-bit word and the token in the next 8 bytes (unaligned). This is
+    /// the compact layout (see `EventReader.isCompact`) that a hot loop decodes with constants.
     public static let neutral = EventRecordFormat(
-        stride: 16, tokenOffset: 8, readableOnlyOffset: 0,
+        stride: 12, tokenOffset: 4, readableOnlyOffset: 0,
         readableOnlyWord: UInt32(Event.Readiness.readable.rawValue)
     ) { record in
         UInt8(truncatingIfNeeded: record.loadUnaligned(as: UInt32.self))
@@ -175,6 +176,19 @@ public struct EventReader {
         readiness = format.readiness
     }
 
+    /// True when the records have the compact layout: 12 bytes, a 32-bit word that is 1 exactly
+    /// when the record reports readability alone, then the 64-bit token (`Events`' own layout,
+    /// and any kernel record shaped that way). A hot loop can then use `compactEvent(atToken:)`
+    /// and step by `compactStride`: every offset and value is a constant.
+    @inlinable @inline(__always)
+    public var isCompact: Bool {
+        stride == Self.compactStride && tokenOffset == 4 && wordFromToken == -4
+            && readableOnlyWord == 1
+    }
+
+    /// The record size of the compact layout.
+    @inlinable public static var compactStride: Int { 12 }
+
     /// The event in record `index` (unchecked: below the fill's count).
     @inlinable @inline(__always)
     public func event(at index: Int) -> Event { event(atToken: firstToken + index &* stride) }
@@ -188,8 +202,24 @@ public struct EventReader {
         if token.loadUnaligned(fromByteOffset: wordFromToken, as: UInt32.self) == readableOnlyWord {
             return Event(token: value, readiness: .readable)
         }
-        return Event(
-            token: value, readiness: Event.Readiness(rawValue: readiness(token - tokenOffset)))
+        return Event(token: value, readiness: decodeReadiness(atToken: token))
+    }
+
+    /// `event(atToken:)` for the compact layout (`isCompact`, unchecked).
+    @inlinable @inline(__always)
+    public func compactEvent(atToken token: UnsafeRawPointer) -> Event {
+        let value = Token(rawValue: token.loadUnaligned(as: UInt64.self))
+        if token.loadUnaligned(fromByteOffset: -4, as: UInt32.self) == 1 {
+            return Event(token: value, readiness: .readable)
+        }
+        return Event(token: value, readiness: decodeReadiness(atToken: token))
+    }
+
+    /// The readiness of the record whose token sits at `token`, through the format's decoder
+    /// (out of line: the uncommon events).
+    @usableFromInline @inline(never)
+    func decodeReadiness(atToken token: UnsafeRawPointer) -> Event.Readiness {
+        Event.Readiness(rawValue: readiness(token - tokenOffset))
     }
 }
 
@@ -217,8 +247,8 @@ final class EventRecords {
 
     @inlinable @inline(__always)
     static func storeNeutral(_ event: Event, at index: Int, in base: UnsafeMutableRawPointer) {
-        let record = base + index &* 16
+        let record = base + index &* 12
         record.storeBytes(of: UInt32(event.readiness.rawValue), as: UInt32.self)
-        record.storeBytes(of: event.token.rawValue, toByteOffset: 8, as: UInt64.self)
+        record.storeBytes(of: event.token.rawValue, toByteOffset: 4, as: UInt64.self)
     }
 }

@@ -252,3 +252,49 @@ struct ReactorMockTests {
         #expect(mock.registrations.isEmpty)
     }
 }
+
+/// A handler that tries to run its own reactor's loop from inside an event.
+final class ReentrantHandler: EventHandler {
+    var errors: [Errno] = []
+    var events = 0
+
+    func handle(_ event: Event, reactor: Reactor<MockSelector>) {
+        events += 1
+        do throws(Errno) {
+            try reactor.runOnce(timeout: .zero)
+        } catch {
+            errors.append(error)
+        }
+        do throws(Errno) {
+            try reactor.run()
+        } catch {
+            errors.append(error)
+        }
+    }
+
+    func deregistered(reactor: Reactor<MockSelector>) {}
+}
+
+@Suite("Reactor misuse (MockSelector)")
+struct ReactorReentranceTests {
+    @Test("runOnce or run called from a handler throws EALREADY; the outer loop goes on")
+    func reentranceIsRefused() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let handler = ReentrantHandler()
+        let other = RecordingHandler("other")
+        let token = try reactor.register(FileDescriptor(100), interest: .readable, handler: handler)
+        let otherToken = try reactor.register(
+            FileDescriptor(101), interest: .readable, handler: other)
+        mock.inject([
+            Event(token: token, readiness: .readable),
+            Event(token: otherToken, readiness: .readable),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(handler.events == 1)
+        #expect(handler.errors.map(\.code) == [Errno.EALREADY.code, Errno.EALREADY.code])
+        // The second event of the same batch still arrived, and nothing was shut down.
+        #expect(other.events == [Event(token: otherToken, readiness: .readable)])
+        #expect(reactor.handlerCount == 2)
+    }
+}
