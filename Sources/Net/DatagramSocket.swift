@@ -57,7 +57,7 @@ extension DatagramSocket {
 
     /// Sends `bytes` as one datagram to `address`.
     public func send(_ bytes: [UInt8], to address: SocketAddress) throws(Errno) -> IOResult<Int> {
-        try withBytes(bytes) { (raw) throws(Errno) -> IOResult<Int> in
+        try bytes.withBytes { (raw) throws(Errno) -> IOResult<Int> in
             try self.send(raw, to: address)
         }
     }
@@ -69,7 +69,7 @@ extension DatagramSocket {
 
     /// Sends `bytes` as one datagram to the connected peer.
     public func send(_ bytes: [UInt8]) throws(Errno) -> IOResult<Int> {
-        try withBytes(bytes) { (raw) throws(Errno) -> IOResult<Int> in
+        try bytes.withBytes { (raw) throws(Errno) -> IOResult<Int> in
             try Sys.send(fileDescriptor, raw)
         }
     }
@@ -106,7 +106,7 @@ extension DatagramSocket {
 
     /// Receives one datagram into the start of `bytes` (up to `bytes.count`).
     public func receive(into bytes: inout [UInt8]) throws(Errno) -> IOResult<Datagram> {
-        try withMutableBytes(&bytes) { (raw) throws(Errno) -> IOResult<Datagram> in
+        try bytes.withMutableBytes { (raw) throws(Errno) -> IOResult<Datagram> in
             try receive(into: raw)
         }
     }

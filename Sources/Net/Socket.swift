@@ -142,24 +142,6 @@ enum SocketSetup {
     }
 }
 
-/// `Array.withUnsafeBytes` with a typed-throws body (the stdlib's is `rethrows`).
-func withBytes<R>(
-    _ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(Errno) -> R
-) throws(Errno) -> R {
-    let result = bytes.withUnsafeBytes { raw in Result { () throws(Errno) -> R in try body(raw) } }
-    return try result.get()
-}
-
-/// `Array.withUnsafeMutableBytes` with a typed-throws body.
-func withMutableBytes<R>(
-    _ bytes: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> R
-) throws(Errno) -> R {
-    let result = bytes.withUnsafeMutableBytes { raw in
-        Result { () throws(Errno) -> R in try body(raw) }
-    }
-    return try result.get()
-}
-
 /// A listening stream socket (TCP or Unix): what an acceptor loop needs.
 ///
 /// ```swift

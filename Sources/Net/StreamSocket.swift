@@ -52,7 +52,7 @@ extension StreamSocket {
 
     /// Reads into the start of `bytes` (up to `bytes.count`); `.processed(0)` is end of file.
     public func read(into bytes: inout [UInt8]) throws(Errno) -> IOResult<Int> {
-        try withMutableBytes(&bytes) { (raw) throws(Errno) -> IOResult<Int> in
+        try bytes.withMutableBytes { (raw) throws(Errno) -> IOResult<Int> in
             try Sys.recv(fileDescriptor, into: raw)
         }
     }
@@ -65,7 +65,7 @@ extension StreamSocket {
 
     /// Writes `bytes`; may write fewer than given.
     public func write(_ bytes: [UInt8]) throws(Errno) -> IOResult<Int> {
-        try withBytes(bytes) { (raw) throws(Errno) -> IOResult<Int> in
+        try bytes.withBytes { (raw) throws(Errno) -> IOResult<Int> in
             try Sys.send(fileDescriptor, raw)
         }
     }

@@ -1,0 +1,3 @@
+// Net's API names SysCalls' types (`FileDescriptor`, `Errno`, `IOResult`): `import Net` brings
+// them.
+@_exported import SysCalls
