@@ -186,29 +186,13 @@ final class ChatServer<Backend: EventSelector> {
     /// they hold.
     private func receive(_ bytes: UnsafeRawBufferPointer, from client: Client) {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        let count = bytes.count
-        // One pass for the complete lines and the limit: `end` is just past the last newline
-        // of an acceptable line.
-        var lines = 0
-        var end = 0
-        var lineLength = client.partialLine.count
-        var overlong = false
-        for index in 0..<count {
-            if base[index] == 0x0A {
-                lines += 1
-                end = index + 1
-                lineLength = 0
-            } else {
-                lineLength += 1
-                if lineLength > limits.maxLine {
-                    overlong = true
-                    break
-                }
-            }
+        let scan = LineSplitter.scan(
+            bytes, pending: client.partialLine.count, maxLine: limits.maxLine)
+        if scan.lines > 0 {
+            broadcastLines(base, through: scan.end, count: scan.lines, from: client)
         }
-        if lines > 0 { broadcastLines(base, through: end, count: lines, from: client) }
-        if overlong { return tooLong(client) }
-        client.partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[end...]))
+        if scan.overlong { return tooLong(client) }
+        client.partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[scan.end...]))
     }
 
     /// Broadcasts, as one message, `client`'s unfinished line completed by the `lines`
@@ -217,22 +201,14 @@ final class ChatServer<Backend: EventSelector> {
         _ base: UnsafePointer<UInt8>, through end: Int, count lines: Int, from client: Client
     ) {
         let prefix = client.prefix
-        let size = lines * prefix.count + client.partialLine.count + end
+        let size = LineSplitter.messageSize(
+            lines: lines, prefix: prefix.count, pending: client.partialLine.count, end: end)
         let message = Message(count: size) { out in
-            var written = 0
-            func put(_ source: UnsafeRawBufferPointer) {
-                guard let from = source.baseAddress, !source.isEmpty else { return }
-                (out.baseAddress! + written).copyMemory(from: from, byteCount: source.count)
-                written += source.count
-            }
             prefix.withUnsafeBytes { prefix in
-                put(prefix)
-                client.partialLine.withUnsafeBytes { put($0) }
-                var start = 0
-                for index in 0..<end where base[index] == 0x0A {
-                    put(UnsafeRawBufferPointer(start: base + start, count: index + 1 - start))
-                    start = index + 1
-                    if start < end { put(prefix) }
+                client.partialLine.withUnsafeBytes { pending in
+                    _ = LineSplitter.compose(
+                        into: out, prefix: prefix, pending: pending,
+                        lines: UnsafeRawBufferPointer(start: base, count: end))
                 }
             }
         }

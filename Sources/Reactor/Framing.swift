@@ -28,7 +28,10 @@ public struct LineFramer: Sendable {
 
     /// The frame starting at `offset` in `bytes`; payload ranges are indices into `bytes`.
     public func next(in bytes: UnsafeRawBufferPointer, from offset: Int = 0) -> FrameResult {
-        let end = min(bytes.count, offset + maxLength + 2)
+        let left = bytes.count - offset
+        // A line's end can be no further than the payload, a "\r" and the "\n". Compared
+        // against what is left rather than added to the offset: the limit may be Int.max.
+        let end = maxLength < left - 1 ? offset + maxLength + 2 : bytes.count
         var index = offset
         while index < end {
             if bytes[index] == UInt8(ascii: "\n") {
@@ -41,7 +44,7 @@ public struct LineFramer: Sendable {
             }
             index += 1
         }
-        return bytes.count - offset > maxLength + 1 ? .tooLong : .needMore
+        return left - 1 > maxLength ? .tooLong : .needMore
     }
 }
 
@@ -69,8 +72,9 @@ public struct LengthPrefixFramer: Sendable {
         }
         guard length <= UInt64(maxLength) else { return .tooLong }
         let start = offset + headerSize
+        // Compared with what is left, not added to `start`: the limit may be Int.max.
+        guard Int(length) <= bytes.count - start else { return .needMore }
         let end = start + Int(length)
-        guard end <= bytes.count else { return .needMore }
         return .frame(payload: start..<end, consumed: end - offset)
     }
 

@@ -60,6 +60,23 @@ struct FramingTests {
         [UInt8(0x01), 0x00].withUnsafeBytes { #expect(framer.next(in: $0) == .tooLong) }
     }
 
+    @Test("Framers with a limit of Int.max refuse nothing and never overflow (found by fuzzing)")
+    func unlimitedFramers() {
+        let lines = LineFramer(maxLength: .max)
+        withBytes("ab\r\ncd") { bytes in
+            #expect(lines.next(in: bytes) == .frame(payload: 0..<2, consumed: 4))
+            #expect(lines.next(in: bytes, from: 4) == .needMore)
+        }
+        let lengths = LengthPrefixFramer(headerSize: 8, maxLength: .max)
+        // A header announcing Int.max bytes: more are needed, however many that is.
+        [UInt8(0x7F), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00].withUnsafeBytes {
+            #expect(lengths.next(in: $0) == .needMore)
+        }
+        [UInt8(0x80), 0, 0, 0, 0, 0, 0, 0].withUnsafeBytes {
+            #expect(lengths.next(in: $0) == .tooLong)
+        }
+    }
+
     @Test(
         "a line protocol over a Connection reassembles lines split across reads",
         arguments: Backend.all)
