@@ -95,6 +95,18 @@ struct Keyspace {
         }
     }
 
+    /// The length of the value of `entry`.
+    @inline(__always)
+    func valueCount(at entry: Int) -> Int {
+        entries[entry].bytes.count - entries[entry].keyLength
+    }
+
+    /// The storage holding the value of `entry` (shared, copy-on-write: changing the entry
+    /// later leaves this copy as it is) and where in it the value starts.
+    func valueStorage(at entry: Int) -> (storage: [UInt8], start: Int) {
+        (entries[entry].bytes, entries[entry].keyLength)
+    }
+
     /// Adds `key` (known absent, with `hash`) holding `value`; returns its entry.
     @discardableResult
     mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: UnsafeRawBufferPointer)

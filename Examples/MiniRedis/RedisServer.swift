@@ -3,14 +3,37 @@ import Selector
 import SysCalls
 
 /// Limits that keep any input from making the server allocate without bound.
+///
+/// Output follows Redis's `client-output-buffer-limit` (hard, soft, seconds) and
+/// `maxmemory-clients`, adapted to streamed replies (see `RedisServer+Output.swift`): what a
+/// client's replies make the server hold beyond the stored values they share (bytes queued
+/// in its connection, bytes built for queued replies, copies) is its *held* output; all reply
+/// bytes the kernel has not taken yet, shared values included, are its *unsent* output.
 struct ServerLimits {
     /// Largest bulk string (`--max-bulk`, default 64 MiB; Redis allows 512 MB).
     var maxBulk = 64 << 20
-    /// Queued output per connection beyond which it is dropped (`--max-output`, default
-    /// 256 MiB): a client that pipelines big reads and never reads the replies.
-    var maxOutput = 256 << 20
+    /// Held output of one client beyond which it is cut off at once (`--output-hard-limit`,
+    /// also `--max-output`; default 256 MiB). A client that reads never gets near it: its
+    /// held output stays about one watermark plus what one command builds (about 40 bytes per
+    /// value an MGET references).
+    var outputHardLimit = 256 << 20
+    /// Unsent output above which a client that takes no bytes for `outputSoftNanoseconds` is cut
+    /// off (`--output-soft-limit`, default 16 MiB).
+    var outputSoftLimit = 16 << 20
+    /// How long a client may stay above the soft limit without the kernel taking any of its
+    /// bytes, in nanoseconds (`--output-soft-seconds`, default 60; fractions allowed).
+    var outputSoftNanoseconds: UInt64 = 60_000_000_000
+    /// Held output of all clients together beyond which those that went longest without
+    /// taking bytes are cut off (`--max-output-memory`, default 1 GiB).
+    var maxOutputMemory = 1 << 30
+    /// Queued output at which a connection stops reading and further pieces of a reply wait.
+    var highWatermark = 1 << 20
+    /// Queued output at which they go on.
+    var lowWatermark = 256 << 10
     /// Unconsumed input a connection may buffer: room for a few maximal arguments.
     var maxQuery: Int { 2 * maxBulk + (1 << 20) }
+    /// Smallest hard and global limit accepted: a watermark of queued output and some.
+    static var minimumOutputLimit: Int { 2 << 20 }
 }
 
 /// The RESP2 server: one instance per reactor serves all its connections and owns the key
@@ -18,9 +41,10 @@ struct ServerLimits {
 ///
 /// Each read is parsed in place: as many complete commands as it holds run in order, their
 /// replies gather in one buffer sent with one write, and the incomplete tail is left to the
-/// `Connection` to keep.
+/// `Connection` to keep. Large replies stream (`ClientOutput`); while a client's output is
+/// backed up past the watermark its further commands wait unparsed.
 final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
-    private unowned(unsafe) let reactor: Reactor<Backend>
+    unowned(unsafe) let reactor: Reactor<Backend>
     // Unchecked exclusivity: touched only on the reactor thread, never by overlapping
     // accesses (no closure or callback here re-enters it); the runtime checks cost ~5% of
     // the server's CPU on the GET/SET path.
@@ -32,6 +56,15 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
     @exclusivity(unchecked) var now: Int64 = 0
     /// Set by QUIT: close once the replies so far are sent.
     @exclusivity(unchecked) var quitRequested = false
+    /// Output state of clients that had output queued, by `Connection.userInfo` - 1.
+    @exclusivity(unchecked) var clients: [ClientOutput<Backend>?] = []
+    /// Free indices in `clients`.
+    @exclusivity(unchecked) var freeSlots: [Int] = []
+    /// The sum of the clients' `accounted` held output: at least what they really hold (a
+    /// connection's queue only shrinks between the server's writes into it).
+    @exclusivity(unchecked) var heldTotal = 0
+    /// The client whose current command streams its reply, if any.
+    @exclusivity(unchecked) var streaming: ClientOutput<Backend>?
 
     /// A server for the connections of `reactor`.
     init(reactor: Reactor<Backend>, limits: ServerLimits) {
@@ -40,11 +73,13 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
         parser = RequestParser(maxBulk: limits.maxBulk)
     }
 
-    /// Starts the active expiry cycle: ten times a second, like Redis's default `hz`.
+    /// Starts the active expiry cycle, which also checks the clients' output against the soft
+    /// limit: ten times a second, like Redis's default `hz`.
     func startExpiryCycle() {
         reactor.schedule(after: .milliseconds(100), repeating: .milliseconds(100)) {
             [unowned self] reactor in
             self.expireSome(reactor: reactor)
+            self.checkOutputLimits()
         }
     }
 
@@ -59,7 +94,8 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
 
     // MARK: ConnectionDelegate
 
-    /// Runs every complete command in `bytes`; returns how far it got.
+    /// Runs every complete command in `bytes`; returns how far it got. Stops early, leaving
+    /// the rest to the connection, while the client's output is backed up.
     func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer)
         -> Int
     {
@@ -74,6 +110,7 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
                 offset += consumed
             case .needMore:
                 flush(connection)
+                noteOutput(of: connection)
                 return offset
             case .failed(let error):
                 reply.error(text: error.message)
@@ -88,37 +125,68 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
                 return bytes.count
             }
             if reply.count >= 32 << 10 { flush(connection) }
-            if connection.pendingOutputBytes > limits.maxOutput || !connection.isOpen {
+            if streaming != nil || connection.pendingOutputBytes > limits.highWatermark {
+                guard endCommandOutput(connection) else {
+                    reply.reset()
+                    return bytes.count
+                }
+                if isBackedUp(connection) {
+                    flush(connection)
+                    return offset
+                }
+            }
+            if !connection.isOpen {
                 reply.reset()
-                connection.abort()
                 return bytes.count
             }
         }
         flush(connection)
+        noteOutput(of: connection)
         return offset
     }
 
-    /// Sends the gathered replies.
+    /// Sends the gathered replies (into the streaming client's queue while a reply streams).
     @inline(__always)
     func flush(_ connection: Connection<Backend>) {
         guard reply.count > 0 else { return }
-        connection.write(reply.bytes)
+        if let streaming {
+            streaming.append(owned: reply.bytes)
+        } else {
+            connection.write(reply.bytes)
+        }
         reply.reset()
     }
 
-    /// Replies with a bulk string; a big one goes to the connection directly instead of
-    /// through the reply buffer.
+    /// Replies with a bulk string from the request (PING, ECHO); a big one is copied once
+    /// and streamed.
     @inline(__always)
     func sendBulk(_ value: UnsafeRawBufferPointer, on connection: Connection<Backend>) {
-        if value.count < 16 << 10 {
+        if value.count <= Self.copiedValueLimit || (streaming == nil && value.count < 16 << 10) {
             reply.bulk(value)
             return
         }
-        reply.appendHeader(UInt8(ascii: "$"), Int64(value.count))
-        flush(connection)
-        connection.write(value)
+        let client = startStreaming(connection, header: value.count)
+        client.append(storage: Array(value), start: 0, count: value.count, isCopy: true)
         reply.append("\r\n")
     }
+
+    /// Replies with the value of `entry`; a big one (or any but a tiny one once the reply
+    /// streams) is queued as a reference to the stored value, not copied.
+    @inline(__always)
+    func sendValue(at entry: Int, on connection: Connection<Backend>) {
+        let count = keyspace.valueCount(at: entry)
+        if count <= Self.copiedValueLimit || (streaming == nil && count < 16 << 10) {
+            keyspace.withValue(at: entry) { reply.bulk($0) }
+            return
+        }
+        let client = startStreaming(connection, header: count)
+        let (storage, start) = keyspace.valueStorage(at: entry)
+        client.append(storage: storage, start: start, count: count, isCopy: false)
+        reply.append("\r\n")
+    }
+
+    /// Values up to this size are copied even into a streamed reply: cheaper than a piece.
+    static var copiedValueLimit: Int { 64 }
 
     // MARK: Dispatch
 
@@ -135,7 +203,7 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
         }
         switch command {
         case .get: get(arguments[1], on: connection)
-        case .set: set(arguments)
+        case .set: set(arguments, on: connection)
         case .ping:
             if arguments.count == 1 {
                 reply.append("+PONG\r\n")
@@ -256,6 +324,10 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
     /// the farthest key sits from its home slot: what a lookup may have to walk), so the
     /// hash's spread can be checked from outside.
     private func debug(_ arguments: [UnsafeRawBufferPointer]) {
+        if arguments[1].matches("outputstats") && arguments.count == 2 {
+            outputStatistics()
+            return
+        }
         guard arguments[1].matches("htstats") else {
             unknownSubcommand(arguments[1], of: "DEBUG")
             return

@@ -8,11 +8,11 @@ extension RedisServer {
             reply.null()
             return
         }
-        keyspace.withValue(at: entry) { sendBulk($0, on: connection) }
+        sendValue(at: entry, on: connection)
     }
 
     /// SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL].
-    func set(_ arguments: [UnsafeRawBufferPointer]) {
+    func set(_ arguments: [UnsafeRawBufferPointer], on connection: Connection<Backend>) {
         var onlyIfAbsent = false
         var onlyIfPresent = false
         var returnOld = false
@@ -60,7 +60,8 @@ extension RedisServer {
         let existing = keyspace.lookup(key, hash: hash, now: now)
         if returnOld {
             if let existing {
-                keyspace.withValue(at: existing) { reply.bulk($0) }
+                // A reference to the old storage: the replacement below leaves it alone.
+                sendValue(at: existing, on: connection)
             } else {
                 reply.null()
             }
@@ -165,12 +166,15 @@ extension RedisServer {
         reply.arrayHeader(arguments.count - 1)
         for key in arguments[1...] {
             if let entry = keyspace.lookup(key, hash: keyspace.hash(key), now: now) {
-                keyspace.withValue(at: entry) { sendBulk($0, on: connection) }
+                sendValue(at: entry, on: connection)
             } else {
                 reply.null()
             }
             if reply.count >= 32 << 10 { flush(connection) }
-            if connection.pendingOutputBytes > limits.maxOutput { return }
+            // Past the watermark the rest of the reply is queued, not copied.
+            if streaming == nil && connection.pendingOutputBytes > limits.highWatermark {
+                _ = startStreaming(connection, header: nil)
+            }
         }
     }
 
