@@ -37,6 +37,13 @@ extension Socket {
         return code == 0 ? nil : Errno(code, call: "connect")
     }
 
+    /// `takeError()` after a connect to `address`: the pending error as a `NetError` that
+    /// names the address (`"connect 127.0.0.1:9: Connection refused (ECONNREFUSED)"`), or nil
+    /// if the connect succeeded.
+    public func takeConnectError(to address: SocketAddress) throws(Errno) -> NetError? {
+        try takeError().map { NetError($0, address: address) }
+    }
+
     /// Sets the kernel send buffer size (SO_SNDBUF; Linux doubles it for bookkeeping).
     public func setSendBufferSize(_ bytes: Int) throws(Errno) {
         try Sys.setsockopt(
@@ -76,25 +83,70 @@ struct SocketDescriptor: ~Copyable {
     deinit { if raw.rawValue >= 0 { try? Sys.close(raw) } }
 }
 
+/// Which addresses a socket type takes, and what to tell a caller who hands it another kind:
+/// without the check, a Unix path given to `TCPListener` would quietly make a Unix socket.
+struct AddressRule {
+    /// True for IPv4/IPv6 sockets, false for Unix domain ones.
+    let takesIP: Bool
+    /// What to do instead, for `NetError.hint`.
+    let hint: String
+
+    static let tcpListener = AddressRule(
+        takesIP: true,
+        hint: "TCPListener binds an IP address (127.0.0.1:8080, [::]:8080); "
+            + "use UnixListener for a Unix socket")
+    static let tcpStream = AddressRule(
+        takesIP: true,
+        hint: "TCPStream connects to an IP address (127.0.0.1:8080, [::1]:8080); "
+            + "use UnixStream for a Unix socket")
+    static let udpSocket = AddressRule(
+        takesIP: true,
+        hint: "UDPSocket binds an IP address (127.0.0.1:5353, [::]:5353); "
+            + "use UnixDatagram for a Unix socket")
+    static let unixListener = AddressRule(
+        takesIP: false,
+        hint: "UnixListener binds a path (/tmp/app.sock) or an @abstract name; "
+            + "use TCPListener for an IP address")
+    static let unixStream = AddressRule(
+        takesIP: false,
+        hint: "UnixStream connects to a path (/tmp/app.sock) or an @abstract name; "
+            + "use TCPStream for an IP address")
+    static let unixDatagram = AddressRule(
+        takesIP: false,
+        hint: "UnixDatagram binds a path (/tmp/app.sock) or an @abstract name; "
+            + "use UDPSocket for an IP address")
+
+    /// Throws EAFNOSUPPORT, tagged with `call` and this rule's hint, unless `address` is of
+    /// the kind this socket type takes.
+    func check(_ address: SocketAddress, call: StaticString) throws(NetError) {
+        guard (address.family != AF_UNIX) != takesIP else { return }
+        throw NetError(Errno(Errno.EAFNOSUPPORT.code, call: call), address: address, hint: hint)
+    }
+}
+
 /// Socket setup shared by the concrete types.
 enum SocketSetup {
     /// A new socket for `address`'s family, configured by `configure` and bound to `address`.
-    /// The descriptor is closed if any step fails.
+    /// The descriptor is closed if any step fails; an address of the wrong kind for `rule`
+    /// is refused before any socket is made.
     static func bound(
-        _ address: SocketAddress, type: Int32,
+        _ address: SocketAddress, type: Int32, rule: AddressRule,
         configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
     ) throws(NetError) -> FileDescriptor {
-        try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
+        try rule.check(address, call: "bind")
+        return try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
             try address.withSockaddr("bind") { (raw) throws(Errno) in try Sys.bind(fd, raw) }
         }
     }
 
-    /// A new socket for `address`'s family with a connect to `address` started (non-blocking).
+    /// A new socket for `address`'s family with a connect to `address` started (non-blocking);
+    /// an address of the wrong kind for `rule` is refused before any socket is made.
     static func connecting(
-        _ address: SocketAddress, type: Int32,
+        _ address: SocketAddress, type: Int32, rule: AddressRule,
         configure: (FileDescriptor) throws(Errno) -> Void = { _ in }
     ) throws(NetError) -> FileDescriptor {
-        try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
+        try rule.check(address, call: "connect")
+        return try opened(address, type: type, configure: configure) { (fd) throws(Errno) in
             _ = try address.withSockaddr("connect") { (raw) throws(Errno) in
                 try Sys.connect(fd, raw)
             }

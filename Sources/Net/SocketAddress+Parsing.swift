@@ -18,7 +18,8 @@ extension SocketAddress {
     /// index or name), a Unix path starting with `/`, `./` or `../`, or `"@name"` for a Linux
     /// abstract socket.
     ///
-    /// Host names are refused: resolving them needs DNS, which this layer does not do.
+    /// Host names are refused: resolving them needs DNS, which this layer does not do. So are
+    /// URLs (`"tcp://127.0.0.1:80"`): the error names the scheme and what to write instead.
     public init(parsing text: String) throws(ParseError) {
         func fail(_ reason: String) -> ParseError { ParseError(input: text, reason: reason) }
         if text.isEmpty { throw fail("it is empty") }
@@ -35,6 +36,14 @@ extension SocketAddress {
             try Self.checkUnixLength(text, kind: "Unix socket path", fail)
             self = .unix(text)
             return
+        }
+        // Checked after the Unix forms, whose names may contain "://" legitimately.
+        if let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") {
+            let scheme = text[..<colon]
+            let rest = text[text.index(colon, offsetBy: 3)...]
+            let instead = rest.isEmpty ? "the address alone, as in 127.0.0.1:8080" : "\"\(rest)\""
+            throw fail(
+                "\"\(scheme)://\" is a URL scheme; a socket address has none, so write \(instead)")
         }
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else {

@@ -19,7 +19,9 @@ public final class TCPListener: ListenerSocket {
         binding address: SocketAddress, backlog: Int32 = 1024, reuseAddress: Bool = true,
         reusePort: Bool = false
     ) throws(NetError) {
-        let fd = try SocketSetup.bound(address, type: Int32(SOCK_STREAM.rawValue)) {
+        let fd = try SocketSetup.bound(
+            address, type: Int32(SOCK_STREAM.rawValue), rule: .tcpListener
+        ) {
             (fd) throws(Errno) in
             if reuseAddress {
                 try Sys.setsockopt(fd, level: SOL_SOCKET, option: SO_REUSEADDR, 1)

@@ -23,7 +23,9 @@ public final class TCPStream: StreamSocket {
     /// then `takeError()` is nil on success or the reason (ECONNREFUSED, ETIMEDOUT, …).
     /// Errors known at once (ENETUNREACH, a bad address) are thrown here.
     public static func connect(to address: SocketAddress) throws(NetError) -> TCPStream {
-        TCPStream(adopting: try SocketSetup.connecting(address, type: Int32(SOCK_STREAM.rawValue)))
+        TCPStream(
+            adopting: try SocketSetup.connecting(
+                address, type: Int32(SOCK_STREAM.rawValue), rule: .tcpStream))
     }
 
     /// The connection's descriptor, to register with a selector; -1 once closed.

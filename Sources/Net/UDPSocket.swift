@@ -15,7 +15,8 @@ public final class UDPSocket: DatagramSocket {
     public init(
         binding address: SocketAddress, reuseAddress: Bool = false, reusePort: Bool = false
     ) throws(NetError) {
-        let fd = try SocketSetup.bound(address, type: Int32(SOCK_DGRAM.rawValue)) {
+        let fd = try SocketSetup.bound(address, type: Int32(SOCK_DGRAM.rawValue), rule: .udpSocket)
+        {
             (fd) throws(Errno) in
             if reuseAddress {
                 try Sys.setsockopt(fd, level: SOL_SOCKET, option: SO_REUSEADDR, 1)

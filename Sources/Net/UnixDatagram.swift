@@ -19,7 +19,8 @@ public final class UnixDatagram: DatagramSocket {
 
     /// Binds to `address` (`.unix(path)` or `.unixAbstract(name)`).
     public convenience init(binding address: SocketAddress) throws(NetError) {
-        let fd = try SocketSetup.bound(address, type: Int32(SOCK_DGRAM.rawValue))
+        let fd = try SocketSetup.bound(
+            address, type: Int32(SOCK_DGRAM.rawValue), rule: .unixDatagram)
         self.init(adopting: fd, file: UnixSocketFile(boundTo: address))
     }
 

@@ -17,7 +17,8 @@ public final class UnixListener: ListenerSocket {
 
     /// Binds to `address` (`.unix(path)` or `.unixAbstract(name)`) and listens.
     public init(binding address: SocketAddress, backlog: Int32 = 1024) throws(NetError) {
-        let fd = try SocketSetup.bound(address, type: Int32(SOCK_STREAM.rawValue))
+        let fd = try SocketSetup.bound(
+            address, type: Int32(SOCK_STREAM.rawValue), rule: .unixListener)
         descriptor = SocketDescriptor(fd)
         file = UnixSocketFile(boundTo: address)
         do {

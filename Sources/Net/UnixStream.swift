@@ -15,7 +15,9 @@ public final class UnixStream: StreamSocket {
     /// Starts connecting to `address` (`.unix` or `.unixAbstract`). A listener with a full
     /// backlog makes this answer later, like TCP: wait for writable, then `takeError()`.
     public static func connect(to address: SocketAddress) throws(NetError) -> UnixStream {
-        UnixStream(adopting: try SocketSetup.connecting(address, type: Int32(SOCK_STREAM.rawValue)))
+        UnixStream(
+            adopting: try SocketSetup.connecting(
+                address, type: Int32(SOCK_STREAM.rawValue), rule: .unixStream))
     }
 
     /// Two connected, unnamed streams (socketpair).

@@ -51,7 +51,12 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
     }
 
     /// Registers the listener (readable) with the reactor.
+    ///
+    /// Once only: a second call throws EEXIST, as `Connection.start()` does.
     public func start() throws(Errno) {
+        guard token == Token(rawValue: .max) else {
+            throw Errno(Errno.EEXIST.code, call: "Acceptor.start (already started)")
+        }
         token = try reactor.register(listener.fileDescriptor, interest: .readable, handler: self)
     }
 

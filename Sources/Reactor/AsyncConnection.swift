@@ -35,7 +35,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
                     do {
                         let stream = try TCPStream.connect(to: address)
                         let core = AsyncStreamCore<Backend>(socket: stream)
-                        core.pendingConnect = continuation
+                        core.pendingConnect = (continuation, address)
                         try core.start(on: reactor, interest: [.readable, .writable])
                     } catch {
                         continuation.resume(throwing: error)

@@ -8,7 +8,9 @@ import SysCalls
 // reference. That is what makes the unchecked Sendable sound.
 final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Sendable {
     let socket: any StreamSocket
-    var pendingConnect: CheckedContinuation<AsyncStreamCore<Backend>, any Error>?
+    /// A connect in progress: who waits for it, and the address (which its error names).
+    var pendingConnect:
+        (continuation: CheckedContinuation<AsyncStreamCore<Backend>, any Error>, to: SocketAddress)?
     private var pendingRead: (max: Int, continuation: CheckedContinuation<[UInt8], any Error>)?
     private var pendingWrite:
         (bytes: [UInt8], offset: Int, continuation: CheckedContinuation<Void, any Error>)?
@@ -55,12 +57,15 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     }
 
     func handle(_ event: Event, reactor: Reactor<Backend>) {
-        if let connect = pendingConnect, event.isWritable || event.isError || event.isWriteClosed {
+        if let (connect, address) = pendingConnect,
+            event.isWritable || event.isError || event.isWriteClosed
+        {
             pendingConnect = nil
-            switch Result(catching: { try socket.takeError() }) {
+            switch Result(catching: { () throws(Errno) in try socket.takeConnectError(to: address) }
+            ) {
             case .success(nil): connect.resume(returning: self)
             case .success(let error?): connect.resume(throwing: error)
-            case .failure(let error): connect.resume(throwing: error)
+            case .failure(let error): connect.resume(throwing: NetError(error, address: address))
             }
         }
         if pendingRead != nil { tryRead() }
@@ -73,7 +78,9 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         closed = true
         try? socket.close()
         let gone = Errno(Errno.EBADF.code, call: "closed")
-        pendingConnect.take()?.resume(throwing: gone)
+        if let (connect, address) = pendingConnect.take() {
+            connect.resume(throwing: NetError(gone, address: address))
+        }
         pendingRead.take()?.continuation.resume(throwing: gone)
         pendingWrite.take()?.continuation.resume(throwing: gone)
     }

@@ -148,8 +148,13 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Registers with the reactor (readable) and arms the idle timer.
+    ///
+    /// Once only: a second call (also after the connection closed) throws EEXIST, as
+    /// `Acceptor.start()` does, and changes nothing.
     public func start() throws(Errno) {
-        precondition(state == .idle, "Connection.start() called twice")
+        guard state == .idle else {
+            throw Errno(Errno.EEXIST.code, call: "Connection.start (already started)")
+        }
         token = try reactor.register(self, interest: .readable)
         state = .open
         lastActivity = context.now

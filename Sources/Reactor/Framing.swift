@@ -23,8 +23,18 @@ public struct LineFramer: Sendable {
     /// The longest payload accepted.
     public let maxLength: Int
 
-    /// Frames lines of at most `maxLength` bytes (not counting the line ending).
-    public init(maxLength: Int = 64 << 10) { self.maxLength = maxLength }
+    /// Frames lines of at most 64 KiB.
+    public init() { maxLength = 64 << 10 }
+
+    /// Frames lines of at most `maxLength` bytes (not counting the line ending); throws if
+    /// `maxLength` is below 1.
+    public init(maxLength: Int) throws(ArgumentError) {
+        guard maxLength >= 1 else {
+            throw ArgumentError(
+                "LineFramer maxLength", maxLength, "a line must be allowed 1 byte or more")
+        }
+        self.maxLength = maxLength
+    }
 
     /// The frame starting at `offset` in `bytes`; payload ranges are indices into `bytes`.
     public func next(in bytes: UnsafeRawBufferPointer, from offset: Int = 0) -> FrameResult {
@@ -56,9 +66,31 @@ public struct LengthPrefixFramer: Sendable {
     /// The longest payload accepted.
     public let maxLength: Int
 
-    /// Frames with a `headerSize`-byte big-endian length, payloads up to `maxLength`.
-    public init(headerSize: Int = 4, maxLength: Int = 1 << 20) {
-        precondition([1, 2, 4, 8].contains(headerSize), "header size must be 1, 2, 4 or 8")
+    /// Frames with a 4-byte length, payloads up to 1 MiB.
+    public init() {
+        headerSize = 4
+        maxLength = 1 << 20
+    }
+
+    /// Frames with a `headerSize`-byte big-endian length, payloads up to `maxLength`. Throws
+    /// for a width other than 1, 2, 4 or 8, a `maxLength` below 1, or one the header cannot
+    /// express (above 255 for a 1-byte header, 65,535 for 2 bytes, 2^32 - 1 for 4).
+    public init(headerSize: Int = 4, maxLength: Int = 1 << 20) throws(ArgumentError) {
+        guard [1, 2, 4, 8].contains(headerSize) else {
+            throw ArgumentError(
+                "LengthPrefixFramer headerSize", headerSize, "a header is 1, 2, 4 or 8 bytes")
+        }
+        guard maxLength >= 1 else {
+            throw ArgumentError(
+                "LengthPrefixFramer maxLength", maxLength,
+                "a payload must be allowed 1 byte or more")
+        }
+        let widest = headerSize == 8 ? Int.max : (1 << (8 * headerSize)) - 1
+        guard maxLength <= widest else {
+            throw ArgumentError(
+                "LengthPrefixFramer maxLength", maxLength,
+                "a \(headerSize)-byte header holds lengths up to \(widest)")
+        }
         self.headerSize = headerSize
         self.maxLength = maxLength
     }
@@ -78,9 +110,21 @@ public struct LengthPrefixFramer: Sendable {
         return .frame(payload: start..<end, consumed: end - offset)
     }
 
-    /// Writes a header for a `length`-byte payload into `header` (at least `headerSize` bytes).
-    public func encodeHeader(length: Int, into header: UnsafeMutableRawBufferPointer) {
-        precondition(length <= maxLength && header.count >= headerSize)
+    /// Writes a header for a `length`-byte payload into `header`. Throws if `length` is
+    /// negative or above `maxLength`, or `header` is shorter than `headerSize`.
+    public func encodeHeader(
+        length: Int, into header: UnsafeMutableRawBufferPointer
+    ) throws(ArgumentError) {
+        guard length >= 0, length <= maxLength else {
+            throw ArgumentError(
+                "LengthPrefixFramer.encodeHeader length", length,
+                "a payload is 0 to \(maxLength) bytes (maxLength)")
+        }
+        guard header.count >= headerSize else {
+            throw ArgumentError(
+                "LengthPrefixFramer.encodeHeader buffer size", header.count,
+                "the header needs \(headerSize) bytes")
+        }
         for index in 0..<headerSize {
             header[index] = UInt8(
                 truncatingIfNeeded: UInt64(length) >> (8 * (headerSize - 1 - index)))

@@ -60,6 +60,9 @@ extension Reactor {
 
         var isStopRequested: Bool { stopFlag.load(ordering: .acquiring) }
 
+        /// Consumes a stop request, once the `run()` it ended has shut down.
+        func clearStopRequest() { stopFlag.store(false, ordering: .releasing) }
+
         var hasPendingWork: Bool { pending.load(ordering: .acquiring) }
 
         func takeTasks() -> [Task] {

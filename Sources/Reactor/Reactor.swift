@@ -178,10 +178,17 @@ public final class Reactor<Backend: EventSelector> {
     /// Runs until `stop()` (from this thread) or `handle.stop()` (from any), then shuts down:
     /// every handler is deregistered once. Throws EALREADY if called from one of this
     /// reactor's handlers (the loop is already running).
+    ///
+    /// A stop requested before `run()` is honoured: `run()` then shuts down and returns at
+    /// once. Each request ends one `run()`, which consumes it on the way out, so a later
+    /// `run()` runs again until the next request.
     public func run() throws(Errno) {
         if context.inTurn { throw Errno(Errno.EALREADY.code, call: "run (called from a handler)") }
-        stopRequested = false
-        defer { shutdown() }
+        defer {
+            shutdown()
+            stopRequested = false
+            handle.clearStopRequest()
+        }
         while !stopRequested && !handle.isStopRequested {
             try runOnce(timeout: nil)
         }

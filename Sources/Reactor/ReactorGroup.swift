@@ -27,8 +27,11 @@ public final class ReactorGroup<Backend: EventSelector>: Sendable {
 
     /// Starts `threads` reactors one after another, each set up by `setup` on its own thread;
     /// returns once all are running. If a setup fails, stops the others and throws its error.
+    /// A `count` below 1 throws `ArgumentError` before any thread starts.
     public init(threads count: Int, setup: @escaping Setup) throws {
-        precondition(count > 0, "a group needs at least one reactor")
+        guard count > 0 else {
+            throw ArgumentError("ReactorGroup threads", count, "a group needs at least 1 reactor")
+        }
         let ready = Lock()
         let startup = GroupStartup<Backend>(count)
         var started: [OSThread] = []

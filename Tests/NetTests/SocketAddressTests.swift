@@ -85,6 +85,13 @@ extension NetTests {
                 ("@", "an abstract socket needs a name after '@'"),
                 ("", "it is empty"),
                 ("relative.sock", "expected host:port"),
+                (
+                    "tcp://127.0.0.1:80",
+                    "\"tcp://\" is a URL scheme; a socket address has none, so write \"127.0.0.1:80\""
+                ),
+                ("tcp://[::1]:80", "\"tcp://\" is a URL scheme; a socket address has none"),
+                ("unix:///tmp/app.sock", "\"unix://\" is a URL scheme"),
+                ("http://", "\"http://\" is a URL scheme; a socket address has none, so write the"),
             ])
         func rejects(_ text: String, _ reason: String) {
             let error = #expect(throws: SocketAddress.ParseError.self) {

@@ -94,13 +94,13 @@ struct AsyncBridgeTests {
         }
     }
 
-    @Test("a refused async connect throws ECONNREFUSED")
+    @Test("a refused async connect throws ECONNREFUSED, naming the address")
     func refusedConnect() async throws {
         try await withReactorThread(PollSelector.self) { handle in
             let probe = try TCPListener(binding: SocketAddress(parsing: "127.0.0.1:0"))
             let address = try probe.localAddress
             try probe.close()
-            await #expect(throws: Errno.ECONNREFUSED) {
+            await #expect(throws: NetError(.ECONNREFUSED, address: address)) {
                 _ = try await AsyncConnection.connect(to: address, on: handle)
             }
         }

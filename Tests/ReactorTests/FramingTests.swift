@@ -13,8 +13,8 @@ private func withBytes<R>(_ text: String, _ body: (UnsafeRawBufferPointer) -> R)
 @Suite("Framing helpers", .opensDescriptors)
 struct FramingTests {
     @Test("LineFramer finds lines, strips CRLF, waits for more, and refuses overlong lines")
-    func lineFramer() {
-        let framer = LineFramer(maxLength: 8)
+    func lineFramer() throws {
+        let framer = try LineFramer(maxLength: 8)
         withBytes("hello\r\nworld\npart") { bytes in
             guard case .frame(let first, let used) = framer.next(in: bytes) else {
                 Issue.record("no first frame")
@@ -40,11 +40,11 @@ struct FramingTests {
     }
 
     @Test("LengthPrefixFramer round-trips headers of every width and refuses oversize lengths")
-    func lengthPrefixFramer() {
+    func lengthPrefixFramer() throws {
         for width in [1, 2, 4, 8] {
-            let framer = LengthPrefixFramer(headerSize: width, maxLength: 200)
+            let framer = try LengthPrefixFramer(headerSize: width, maxLength: 200)
             var frame = [UInt8](repeating: 0, count: width)
-            frame.withUnsafeMutableBytes { framer.encodeHeader(length: 5, into: $0) }
+            try frame.withUnsafeMutableBytes { try framer.encodeHeader(length: 5, into: $0) }
             frame += Array("abcde".utf8)
             frame.withUnsafeBytes { bytes in
                 #expect(
@@ -56,7 +56,7 @@ struct FramingTests {
                 #expect(framer.next(in: headerOnly) == .needMore)
             }
         }
-        let framer = LengthPrefixFramer(headerSize: 2, maxLength: 100)
+        let framer = try LengthPrefixFramer(headerSize: 2, maxLength: 100)
         [UInt8(0x01), 0x00].withUnsafeBytes { #expect(framer.next(in: $0) == .tooLong) }
     }
 
@@ -158,7 +158,7 @@ final class DeferringDelegate<Backend: EventSelector>: ConnectionDelegate {
 
 /// Collects newline-delimited lines; closes the connection on an overlong one.
 final class LineCollector<Backend: EventSelector>: ConnectionDelegate {
-    let framer = LineFramer(maxLength: 64)
+    let framer = try! LineFramer(maxLength: 64)  // a valid size: cannot throw
     var lines: [String] = []
     var closed: CloseReason?
 
