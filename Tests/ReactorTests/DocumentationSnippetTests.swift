@@ -18,7 +18,7 @@ final class DocEcho: ConnectionDelegate {
 // MARK: Writing a handler
 
 final class DocShout: ConnectionDelegate {
-    let framer = LineFramer(maxLength: 1024)
+    let framer = LineFramer()  // lines of up to 64 KiB; LineFramer(maxLength:) sets another limit
 
     func connection(_ c: Connection<DefaultSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int
     {
@@ -39,7 +39,7 @@ final class DocShout: ConnectionDelegate {
 }
 
 final class DocPipelined: ConnectionDelegate {
-    let framer = LengthPrefixFramer(headerSize: 4, maxLength: 1 << 16)
+    let framer = LengthPrefixFramer()  // 4-byte length, payloads up to 1 MiB
 
     func connection(_ c: Connection<DefaultSelector>, didRead bytes: UnsafeRawBufferPointer) -> Int
     {

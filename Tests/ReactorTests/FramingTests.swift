@@ -61,13 +61,13 @@ struct FramingTests {
     }
 
     @Test("Framers with a limit of Int.max refuse nothing and never overflow (found by fuzzing)")
-    func unlimitedFramers() {
-        let lines = LineFramer(maxLength: .max)
+    func unlimitedFramers() throws {
+        let lines = try LineFramer(maxLength: .max)
         withBytes("ab\r\ncd") { bytes in
             #expect(lines.next(in: bytes) == .frame(payload: 0..<2, consumed: 4))
             #expect(lines.next(in: bytes, from: 4) == .needMore)
         }
-        let lengths = LengthPrefixFramer(headerSize: 8, maxLength: .max)
+        let lengths = try LengthPrefixFramer(headerSize: 8, maxLength: .max)
         // A header announcing Int.max bytes: more are needed, however many that is.
         [UInt8(0x7F), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00].withUnsafeBytes {
             #expect(lengths.next(in: $0) == .needMore)
