@@ -96,7 +96,13 @@ func checkLengthPrefix(_ stream: ArraySlice<UInt8>, headerSize: Int, maxLength: 
     var encoded: [UInt8] = []
     for payload in found.payloads {
         var header = [UInt8](repeating: 0, count: headerSize)
-        header.withUnsafeMutableBytes { framer.encodeHeader(length: payload.count, into: $0) }
+        do {
+            try header.withUnsafeMutableBytes {
+                try framer.encodeHeader(length: payload.count, into: $0)
+            }
+        } catch {
+            expect(false, "encodeHeader refuses a frame the framer found: \(error)")
+        }
         encoded += header + payload
     }
     let again = withExactCopy(of: encoded) { frames({ framer.next(in: $0, from: $1) }, $0) }
