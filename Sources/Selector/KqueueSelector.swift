@@ -53,7 +53,7 @@ public final class KqueueSelector: EventSelector {
         let filterOffset = MemoryLayout<kevent>.offset(of: \KernelEvent.filter)!
         precondition(MemoryLayout<kevent>.offset(of: \KernelEvent.flags)! == filterOffset + 2)
         precondition(MemoryLayout<UnsafeMutableRawPointer?>.size == 8, "tokens need 64-bit udata")
-        var readable = kevent()
+        var readable = KernelEvent()
         readable.filter = Int16(EVFILT_READ)
         readable.flags = addFlags
         let word = withUnsafeBytes(of: readable) {
@@ -131,7 +131,7 @@ public final class KqueueSelector: EventSelector {
     static func change(ident: UInt, filter: Int32, flags: UInt16, fflags: UInt32 = 0, token: Token)
         -> kevent
     {
-        kevent(
+        KernelEvent(
             ident: ident, filter: Int16(filter), flags: flags, fflags: fflags, data: 0,
             udata: UnsafeMutableRawPointer(bitPattern: UInt(truncatingIfNeeded: token.rawValue)))
     }
