@@ -73,24 +73,9 @@ struct PollSelectorTests {
             defer { PollFixture.close(a, b) }
             try PollFixture.send(b)
             let registry = selector.registry
-            // Only if the registration fails to wake select: unblock it so the test fails
-            // instead of hanging.
-            let fallback = try selector.makeWaker(token: 999)
-            let returned = Atomic<Bool>(false)
-            let done = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                usleep(50_000)
-                #expect(throws: Never.self) {
-                    try registry.register(a, token: 11, interest: .readable)
-                }
-                for _ in 0..<300 where !returned.load(ordering: .acquiring) { usleep(10_000) }
-                if !returned.load(ordering: .acquiring) { try? fallback.wake() }
-                done.signal()
+            let events = try PollFixture.selectWhileAnotherThread(selector) {
+                try registry.register(a, token: 11, interest: .readable)
             }
-            var events = Events(capacity: 8)
-            try selector.select(into: &events, timeout: nil)
-            returned.store(true, ordering: .releasing)
-            done.wait()
             #expect(events.map(\.token) == [11])
         }
     }
@@ -108,23 +93,11 @@ struct PollSelectorTests {
             let hook = try #require(selector.drainHook)
             // Another thread drains `a` and sends more while this one blocks in select: the
             // note must wake it and re-arm, so the new data is reported.
-            let fallback = try selector.makeWaker(token: 999)
-            let returned = Atomic<Bool>(false)
-            let done = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                usleep(50_000)
-                #expect(throws: Never.self) {
-                    _ = try PollFixture.drain(a, hook: nil)
-                    try PollFixture.send(b, "two")
-                }
+            events = try PollFixture.selectWhileAnotherThread(selector) {
+                _ = try PollFixture.drain(a, hook: nil)
+                try PollFixture.send(b, "two")
                 hook.drained(a, .readable)
-                for _ in 0..<300 where !returned.load(ordering: .acquiring) { usleep(10_000) }
-                if !returned.load(ordering: .acquiring) { try? fallback.wake() }
-                done.signal()
             }
-            try selector.select(into: &events, timeout: nil)
-            returned.store(true, ordering: .releasing)
-            done.wait()
             #expect(events.map(\.token) == [12])
         }
     }
@@ -400,6 +373,29 @@ final class PollFixture {
             try Sys.write(fd, from: UnsafeRawBufferPointer(bytes))
         }
         #expect(result == .processed(text.utf8.count))
+    }
+
+    /// Blocks in `selector.select` (no timeout) while another thread runs `action` after 50 ms;
+    /// returns what that select reported. If `action` fails to wake the select, a fallback
+    /// waker (token 999) ends it after 3 s, so the test fails instead of hanging.
+    static func selectWhileAnotherThread(
+        _ selector: PollSelector, _ action: @escaping @Sendable () throws -> Void
+    ) throws -> Events {
+        let fallback = try selector.makeWaker(token: 999)
+        let returned = Atomic<Bool>(false)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            usleep(50_000)
+            #expect(throws: Never.self) { try action() }
+            for _ in 0..<300 where !returned.load(ordering: .acquiring) { usleep(10_000) }
+            if !returned.load(ordering: .acquiring) { try? fallback.wake() }
+            done.signal()
+        }
+        var events = Events(capacity: 8)
+        try selector.select(into: &events, timeout: nil)
+        returned.store(true, ordering: .releasing)
+        done.wait()
+        return events
     }
 
     /// Reads until would-block, then tells `hook`; returns the byte count.
