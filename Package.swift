@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Selector", targets: ["Selector"]),
         .library(name: "Net", targets: ["Net"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "ReactorTesting", targets: ["ReactorTesting"]),
         .executable(name: "delays", targets: ["Delays"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "chat-server", targets: ["ChatServer"]),
@@ -40,6 +41,7 @@ let package = Package(
             ]),
         .target(name: "Net", dependencies: ["SysCalls"]),
         .target(name: "Reactor", dependencies: ["Selector", "Net", "SysCalls"]),
+        .target(name: "ReactorTesting", dependencies: ["Reactor", "Selector", "Net", "SysCalls"]),
         .executableTarget(
             name: "Delays", dependencies: ["Selector", "SysCalls"], path: "Examples/Delays"),
         .target(
@@ -69,7 +71,9 @@ let package = Package(
             name: "NetTests", dependencies: ["Net", "Selector", "SysCalls", "TestSupport"]),
         .testTarget(
             name: "ReactorTests",
-            dependencies: ["Reactor", "Net", "Selector", "SysCalls", "TestSupport"]),
+            dependencies: [
+                "Reactor", "ReactorTesting", "Net", "Selector", "SysCalls", "TestSupport",
+            ]),
         .testTarget(
             name: "ExamplesTests", dependencies: ["Net", "Selector", "SysCalls", "TestSupport"]),
     ],

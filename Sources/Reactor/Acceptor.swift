@@ -34,7 +34,8 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
     private unowned(unsafe) let reactor: Reactor<Backend>
     private let onAccept: AcceptHandler
     private var reserve = DescriptorReserve()
-    private var token = Token(rawValue: .max)
+    /// The listener's registration token, once started (to script its events in tests).
+    public private(set) var token = Token(rawValue: .max)
     private var retryPending = false
     private let retryDelay: Duration
 

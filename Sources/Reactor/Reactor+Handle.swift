@@ -23,8 +23,12 @@ extension Reactor {
         private let pending = Atomic<Bool>(false)
         private let stopFlag = Atomic<Bool>(false)
         private let closed = Atomic<Bool>(false)
+        private let clock: LoopClock
 
-        init(waker: Backend.Waker) { self.waker = waker }
+        init(waker: Backend.Waker, clock: LoopClock) {
+            self.waker = waker
+            self.clock = clock
+        }
 
         /// Runs `body` on the reactor's thread during its next iteration.
         /// Throws EBADF if the reactor is gone.
@@ -41,15 +45,12 @@ extension Reactor {
             if wasEmpty { try waker.wake() }
         }
 
-        /// Runs `body` on the reactor's thread `delay` from now.
+        /// Runs `body` on the reactor's thread `delay` from now (on the reactor's clock).
         public func schedule(
             after delay: Duration, _ body: @escaping @Sendable (Reactor<Backend>) -> Void
         ) throws(Errno) {
-            let deadline = Sys.monotonicNanoseconds() &+ Reactor.nanoseconds(delay)
-            try execute { reactor in
-                let remaining = deadline &- min(deadline, Sys.monotonicNanoseconds())
-                reactor.schedule(after: .nanoseconds(Int64(clamping: remaining)), body)
-            }
+            let deadline = clock.nanoseconds &+ Reactor.nanoseconds(delay)
+            try execute { reactor in reactor.schedule(at: deadline, body) }
         }
 
         /// Asks the reactor's `run()` to return (after shutting its handlers down).

@@ -35,18 +35,25 @@ public final class Reactor<Backend: EventSelector> {
     /// runs there.
     let context: LoopContext
 
-    /// Creates a reactor over a new selector; `eventCapacity` bounds events per `select`.
-    public convenience init(eventCapacity: Int = 1024) throws(Errno) {
-        try self.init(selector: try Backend(), eventCapacity: eventCapacity)
+    /// Creates a reactor over a new selector; `eventCapacity` bounds events per `select`, and
+    /// `clock` is where it reads the time (`.manual` for virtual time in tests).
+    public convenience init(eventCapacity: Int = 1024, clock: LoopClock = .monotonic)
+        throws(Errno)
+    {
+        try self.init(selector: try Backend(), eventCapacity: eventCapacity, clock: clock)
     }
 
-    /// Creates a reactor over `selector` (e.g. a scripted `MockSelector`).
-    public init(selector: Backend, eventCapacity: Int = 1024) throws(Errno) {
+    /// Creates a reactor over `selector` (e.g. a scripted `MockSelector`), reading the time
+    /// from `clock`.
+    public init(selector: Backend, eventCapacity: Int = 1024, clock: LoopClock = .monotonic)
+        throws(Errno)
+    {
         self.selector = selector
         // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
-        self.handle = Handle(waker: waker)
-        self.context = LoopContext(eventCapacity: eventCapacity, drainHook: selector.drainHook)
+        self.handle = Handle(waker: waker, clock: clock)
+        self.context = LoopContext(
+            eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock)
     }
 
     deinit {
@@ -60,8 +67,21 @@ public final class Reactor<Backend: EventSelector> {
     /// Pending timers.
     public var timerCount: Int { timers.count }
 
-    /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
+    /// The earliest pending timer's deadline (nanoseconds on the loop's clock), nil if none.
+    public var nextTimerDeadline: UInt64? {
+        context.nextTimerDeadline == .max ? nil : context.nextTimerDeadline
+    }
+
+    /// How many events the last `select` returned (the waker's included): 0 after an
+    /// iteration that found nothing ready.
+    public var lastEventCount: Int { context.events.count }
+
+    /// The loop's time in nanoseconds on its clock (`LoopClock`), read once per iteration
+    /// after the wait.
     public var now: UInt64 { context.now }
+
+    /// Where this reactor reads the time.
+    public var clock: LoopClock { context.clock }
 
     /// Scratch space every handler on this reactor reads into (64 KiB, allocated once):
     /// one buffer per thread instead of one per connection.
@@ -137,10 +157,16 @@ public final class Reactor<Backend: EventSelector> {
     ) -> TimerID {
         let interval = repeating.map { max(1, Self.nanoseconds($0)) } ?? 0
         let id = timers.schedule(
-            at: Sys.monotonicNanoseconds() &+ Self.nanoseconds(delay), interval: interval,
+            at: context.clock.nanoseconds &+ Self.nanoseconds(delay), interval: interval,
             .closure(body))
         noteTimersChanged()
         return id
+    }
+
+    /// Runs `body` once at `deadline` (nanoseconds on the reactor's clock).
+    func schedule(at deadline: UInt64, _ body: @escaping (Reactor<Backend>) -> Void) {
+        _ = timers.schedule(at: deadline, .closure(body))
+        noteTimersChanged()
     }
 
     /// Calls `timerFired(tag:)` on the handler of `token` after `delay`; allocation-free,
@@ -148,7 +174,7 @@ public final class Reactor<Backend: EventSelector> {
     @discardableResult
     public func scheduleTimer(after delay: Duration, for token: Token, tag: Int) -> TimerID {
         scheduleTimer(
-            at: Sys.monotonicNanoseconds() &+ Self.nanoseconds(delay), for: token, tag: tag)
+            at: context.clock.nanoseconds &+ Self.nanoseconds(delay), for: token, tag: tag)
     }
 
     /// Like `scheduleTimer(after:for:tag:)` with an absolute deadline on `now`'s clock.
@@ -208,17 +234,53 @@ public final class Reactor<Backend: EventSelector> {
         var wait = timeout
         let deadline = context.nextTimerDeadline
         if deadline != .max {
-            let now = Sys.monotonicNanoseconds()
-            let untilTimer = Duration.nanoseconds(Int64(clamping: deadline &- min(deadline, now)))
-            wait = wait.map { min($0, untilTimer) } ?? untilTimer
+            let now = context.clock.nanoseconds
+            if deadline <= now {
+                wait = .zero
+            } else if context.manualClock == nil {
+                let untilTimer = Duration.nanoseconds(Int64(clamping: deadline &- now))
+                wait = wait.map { min($0, untilTimer) } ?? untilTimer
+            }
+            // Virtual time does not pass while the loop waits, so a timer that is not due
+            // cannot shorten the wait: only `advanceTime(by:)` brings it due.
         }
         if handle.hasPendingWork { wait = .zero }
         try selector.select(into: &context.events, timeout: wait)
-        context.now = Sys.monotonicNanoseconds()
+        context.now = context.clock.nanoseconds
         context.dispatch(reactor: self)
         if context.nextTimerDeadline <= context.now { fireTimers() }
         runTasks()
         context.handlers.releaseRetired()
+    }
+
+    /// Moves virtual time forward by `duration` and runs what falls due: each timer fires at
+    /// its own deadline (the clock reads that deadline while it runs), in deadline order and,
+    /// for equal deadlines, in scheduling order; timers those timers schedule inside the window
+    /// fire too. Ends with one iteration at the new time, which also dispatches pending events
+    /// and tasks. Waits for nothing in real time.
+    ///
+    /// Throws `ArgumentError` unless the reactor was built with `LoopClock.manual` or if
+    /// `duration` is negative, and `Errno` EALREADY if called from one of this reactor's
+    /// handlers (the loop is already running).
+    public func advanceTime(by duration: Duration) throws {
+        guard let clock = context.manualClock else {
+            throw ArgumentError(
+                "Reactor advanceTime", duration,
+                "only a reactor built with clock: .manual(ManualClock()) has virtual time")
+        }
+        if duration < .zero {
+            throw ArgumentError("Reactor advanceTime", duration, "time only moves forward")
+        }
+        if context.inTurn {
+            throw Errno(Errno.EALREADY.code, call: "advanceTime (called from a handler)")
+        }
+        let target = clock.nanoseconds &+ Self.nanoseconds(duration)
+        while context.nextTimerDeadline <= target {
+            clock.advance(to: context.nextTimerDeadline)
+            try runOnce(timeout: .zero)
+        }
+        clock.advance(to: target)
+        try runOnce(timeout: .zero)
     }
 
     /// Asks `run()` to return after the current iteration.
@@ -267,8 +329,12 @@ public final class Reactor<Backend: EventSelector> {
     @exclusivity(unchecked) var events: Events
     /// The registrations.
     let handlers = HandlerTable()
-    /// The loop's clock (monotonic nanoseconds), refreshed once per iteration.
-    @usableFromInline @exclusivity(unchecked) var now: UInt64 = Sys.monotonicNanoseconds()
+    /// Where the loop reads the time.
+    let clock: LoopClock
+    /// `clock`'s manual clock, if it is one.
+    let manualClock: ManualClock?
+    /// The loop's time (nanoseconds on `clock`), refreshed once per iteration.
+    @usableFromInline @exclusivity(unchecked) var now: UInt64
     /// The earliest pending timer's deadline, `.max` when none is pending.
     var nextTimerDeadline: UInt64 = .max
     /// True while `runOnce` runs (it may not be re-entered from a handler).
@@ -283,9 +349,12 @@ public final class Reactor<Backend: EventSelector> {
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
 
-    init(eventCapacity: Int, drainHook: (any SelectorDrainHook)?) {
+    init(eventCapacity: Int, drainHook: (any SelectorDrainHook)?, clock: LoopClock) {
         events = Events(capacity: eventCapacity)
         self.drainHook = drainHook
+        self.clock = clock
+        manualClock = clock.manualClock
+        now = clock.nanoseconds
     }
 
     /// Tells the selector, if it asks to know, that `fd` ran dry in `direction`.

@@ -24,34 +24,6 @@ final class LimitProbe<Backend: EventSelector>: ConnectionDelegate {
 
 @Suite("Connection limits", .serialized, .opensDescriptors)
 struct ConnectionLimitTests {
-    @Test("output that makes no progress for the write timeout closes the connection")
-    func writeTimeout() throws {
-        try checkingDescriptorLeaks {
-            // Before the reactor exists: the timeout counts from the loop's clock, which may
-            // be older than the last write (the writes below run outside the loop, and take
-            // long under a sanitizer), so only a time taken before it is a lower bound.
-            let start = ContinuousClock.now
-            let reactor = try Reactor<EpollSelector>()
-            let (serverEnd, clientEnd) = try UnixStream.pair()
-            let probe = LimitProbe<EpollSelector>(consumes: true)
-            let settings = ConnectionSettings(ConnectionOptions(writeTimeout: .milliseconds(200)))
-            let connection = Connection(
-                socket: serverEnd, reactor: reactor, delegate: probe, settings: settings)
-            try connection.start()
-            // The client never reads: after the socket buffers fill, output stops moving.
-            let chunk = [UInt8](repeating: 7, count: 64 << 10)
-            for _ in 0..<64 { connection.write(chunk) }
-            #expect(connection.pendingOutputBytes > 0)
-            while probe.reason == nil && ContinuousClock.now - start < .seconds(5) {
-                try reactor.runOnce(timeout: .milliseconds(50))
-            }
-            #expect(probe.reason == .writeTimeout)
-            #expect(ContinuousClock.now - start >= .milliseconds(150))
-            try clientEnd.close()
-            reactor.shutdown()
-        }
-    }
-
     @Test("unconsumed input beyond maxBufferedInput closes the connection, not grows without bound")
     func inputLimit() throws {
         try checkingDescriptorLeaks {

@@ -154,64 +154,6 @@ struct ReactorMockTests {
         #expect(weakHandler == nil)
     }
 
-    @Test("timers fire in deadline order, equal deadlines in scheduling order")
-    func timerOrdering() throws {
-        let reactor = try Reactor(selector: MockSelector())
-        var fired: [String] = []
-        reactor.schedule(after: .milliseconds(30)) { _ in fired.append("30") }
-        reactor.schedule(after: .milliseconds(10)) { _ in fired.append("10a") }
-        reactor.schedule(after: .milliseconds(10)) { _ in fired.append("10b") }
-        reactor.schedule(after: .zero) { _ in fired.append("0") }
-        reactor.schedule(after: .milliseconds(20)) { _ in fired.append("20") }
-        let start = ContinuousClock.now
-        while fired.count < 5 && ContinuousClock.now - start < .seconds(5) {
-            try reactor.runOnce(timeout: nil)
-        }
-        #expect(fired == ["0", "10a", "10b", "20", "30"])
-        #expect(ContinuousClock.now - start >= .milliseconds(30))
-    }
-
-    @Test("a cancelled timer never fires; a repeating timer fires until cancelled")
-    func timerCancellation() throws {
-        let reactor = try Reactor(selector: MockSelector())
-        var cancelledFired = false
-        let cancelled = reactor.schedule(after: .milliseconds(5)) { _ in cancelledFired = true }
-        #expect(reactor.cancel(cancelled))
-        #expect(!reactor.cancel(cancelled))
-
-        var ticks = 0
-        var repeating: TimerID?
-        repeating = reactor.schedule(after: .milliseconds(1), repeating: .milliseconds(1)) {
-            reactor in
-            ticks += 1
-            if ticks == 3 { reactor.cancel(repeating!) }
-        }
-        var done = false
-        reactor.schedule(after: .milliseconds(40)) { _ in done = true }
-        while !done { try reactor.runOnce(timeout: nil) }
-        #expect(!cancelledFired)
-        #expect(ticks == 3)
-        #expect(reactor.timerCount == 0)
-    }
-
-    @Test("handler timers reach the live handler only")
-    func handlerTimers() throws {
-        let mock = MockSelector()
-        let reactor = try Reactor(selector: mock)
-        let live = RecordingHandler("live")
-        let gone = RecordingHandler("gone")
-        let liveToken = try reactor.register(FileDescriptor(3), interest: .readable, handler: live)
-        let goneToken = try reactor.register(FileDescriptor(4), interest: .readable, handler: gone)
-        reactor.scheduleTimer(after: .milliseconds(2), for: liveToken, tag: 42)
-        reactor.scheduleTimer(after: .milliseconds(2), for: goneToken, tag: 43)
-        reactor.deregister(goneToken)
-        var done = false
-        reactor.schedule(after: .milliseconds(10)) { _ in done = true }
-        while !done { try reactor.runOnce(timeout: nil) }
-        #expect(live.timerTags == [42])
-        #expect(gone.timerTags.isEmpty)
-    }
-
     @Test("tasks queued from other threads run on the reactor thread, in order, and wake it")
     func tasksFromOtherThreads() throws {
         let reactor = try Reactor(selector: MockSelector())
