@@ -157,7 +157,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         }
         token = try reactor.register(self, interest: .readable)
         state = .open
-        lastActivity = context.now
+        lastActivity = context.currentTime
         if settings.idleNanoseconds > 0 {
             idleTimer = reactor.scheduleTimer(
                 at: lastActivity &+ settings.idleNanoseconds, for: token, tag: Self.idleTag)
@@ -303,10 +303,21 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         }
     }
 
+    /// Notes that bytes moved, for the idle timeout. `context.now` (no clock read) is fresh
+    /// whenever it matters: the loop reads the clock after each wait while any timer is
+    /// pending, and this connection's idle timer is pending whenever it has an idle timeout.
+    @inline(__always)
+    private func noteActivity() {
+        assert(
+            settings.idleNanoseconds == 0 || context.nowIsFresh || !context.inTurn,
+            "idle timeout set but the loop's time is stale")
+        lastActivity = context.now
+    }
+
     /// Idle and write timeouts.
     public func timerFired(tag: Int, reactor: Reactor<Backend>) {
         guard state == .open || state == .closing else { return }
-        let now = context.now
+        let now = context.currentTime
         if tag == Self.idleTag {
             let deadline = lastActivity &+ settings.idleNanoseconds
             if now >= deadline {
@@ -399,7 +410,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             if state == .open { delegate.connectionDidReadEOF(self) }
             return false
         case .processed(let count):
-            lastActivity = context.now
+            noteActivity()
             deliver(UnsafeRawBufferPointer(start: base, count: count))
             if count == LoopContext.readSize || sawReadClosed { return true }
             // A short read drained the socket. Where the backend promises to report the next
@@ -446,7 +457,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         extras.output.append(bytes)
         outputPending = true
         if wasEmpty {
-            extras.lastWriteProgress = context.now
+            extras.lastWriteProgress = context.currentTime
             armWriteTimer()
         }
         if !readingPaused && extras.output.bytes > settings.options.highWatermark {
@@ -472,7 +483,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
                 break
             }
             extras.output.consume(n)
-            lastActivity = context.now
+            noteActivity()
             extras.lastWriteProgress = lastActivity
         }
         outputPending = !extras.output.isEmpty

@@ -76,9 +76,9 @@ public final class Reactor<Backend: EventSelector> {
     /// iteration that found nothing ready.
     public var lastEventCount: Int { context.events.count }
 
-    /// The loop's time in nanoseconds on its clock (`LoopClock`), read once per iteration
-    /// after the wait.
-    public var now: UInt64 { context.now }
+    /// The loop's time in nanoseconds on its clock (`LoopClock`): read once per iteration,
+    /// after the wait when a timer is pending, otherwise at the first use in the iteration.
+    public var now: UInt64 { context.currentTime }
 
     /// Where this reactor reads the time.
     public var clock: LoopClock { context.clock }
@@ -157,7 +157,7 @@ public final class Reactor<Backend: EventSelector> {
     ) -> TimerID {
         let interval = repeating.map { max(1, Self.nanoseconds($0)) } ?? 0
         let id = timers.schedule(
-            at: context.clock.nanoseconds &+ Self.nanoseconds(delay), interval: interval,
+            at: context.currentTime &+ Self.nanoseconds(delay), interval: interval,
             .closure(body))
         noteTimersChanged()
         return id
@@ -174,7 +174,7 @@ public final class Reactor<Backend: EventSelector> {
     @discardableResult
     public func scheduleTimer(after delay: Duration, for token: Token, tag: Int) -> TimerID {
         scheduleTimer(
-            at: context.clock.nanoseconds &+ Self.nanoseconds(delay), for: token, tag: tag)
+            at: context.currentTime &+ Self.nanoseconds(delay), for: token, tag: tag)
     }
 
     /// Like `scheduleTimer(after:for:tag:)` with an absolute deadline on `now`'s clock.
@@ -246,7 +246,16 @@ public final class Reactor<Backend: EventSelector> {
         }
         if handle.hasPendingWork { wait = .zero }
         try selector.select(into: &context.events, timeout: wait)
-        context.now = context.clock.nanoseconds
+        // The clock is read here only if a timer is pending; otherwise `now` is stale until
+        // something asks for the time (`currentTime`). Code that reads `context.now` raw
+        // (a connection noting activity) needs it fresh only when an idle or write timer of
+        // its own is pending, and then it is.
+        if context.nextTimerDeadline != .max {
+            context.now = context.clock.nanoseconds
+            context.nowIsFresh = true
+        } else {
+            context.nowIsFresh = false
+        }
         context.dispatch(reactor: self)
         if context.nextTimerDeadline <= context.now { fireTimers() }
         runTasks()
@@ -333,8 +342,20 @@ public final class Reactor<Backend: EventSelector> {
     let clock: LoopClock
     /// `clock`'s manual clock, if it is one.
     let manualClock: ManualClock?
-    /// The loop's time (nanoseconds on `clock`), refreshed once per iteration.
+    /// The loop's time (nanoseconds on `clock`) as last read: fresh in an iteration that began
+    /// with a timer pending, possibly stale otherwise (see `currentTime`).
     @usableFromInline @exclusivity(unchecked) var now: UInt64
+    /// Whether `now` was read in this iteration (or outside any iteration: never stale there).
+    var nowIsFresh = false
+
+    /// The loop's time, read from the clock if this iteration has not read it yet.
+    var currentTime: UInt64 {
+        if !nowIsFresh || !inTurn {
+            now = clock.nanoseconds
+            nowIsFresh = inTurn
+        }
+        return now
+    }
     /// The earliest pending timer's deadline, `.max` when none is pending.
     var nextTimerDeadline: UInt64 = .max
     /// True while `runOnce` runs (it may not be re-entered from a handler).

@@ -2,6 +2,7 @@
 // with `Doc` here; otherwise the code is the articles'. This file imports Reactor alone (plus
 // the test libraries): Reactor re-exports Net, Selector and SysCalls.
 import Reactor
+import ReactorTesting
 import TestSupport
 import Testing
 
@@ -93,13 +94,6 @@ final class DocRecorder: EventHandler {
     var closed = false
     func handle(_ event: Event, reactor: Reactor<MockSelector>) { events.append(event) }
     func deregistered(reactor: Reactor<MockSelector>) { closed = true }
-}
-
-final class DocGenericEcho<Backend: EventSelector>: ConnectionDelegate {
-    func connection(_ c: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer) -> Int {
-        c.write(bytes)
-        return bytes.count
-    }
 }
 
 /// Runs `reactor` until `done` or five seconds.
@@ -229,35 +223,29 @@ struct DocumentationSnippetTests {
         #expect(recorder.closed && mock.registrations.isEmpty)
     }
 
-    @Test("Testing your handlers: a delegate on MockSelector echoes through a socket pair")
-    func echoesWhatArrives() throws {
-        let mock = MockSelector()
-        let reactor = try Reactor(selector: mock)
-        let (server, peer) = try UnixStream.pair()
-        let connection = Connection(
-            socket: server, reactor: reactor, delegate: DocGenericEcho<MockSelector>())
-        try connection.start()
+    @Test("Testing your handlers: the kit drives a DefaultSelector delegate on virtual time")
+    func echoesThenTimesOut() throws {
+        let harness = try ConnectionHarness(
+            delegate: DocEcho(), options: ConnectionOptions(idleTimeout: .seconds(30)))
+        try harness.send("ping")
+        #expect(try harness.receivedString() == "ping")
 
-        _ = try peer.write(Array("ping".utf8))
-        mock.inject(Event(token: connection.token, readiness: .readable))
-        try reactor.runOnce(timeout: .zero)
-
-        var reply = [UInt8](repeating: 0, count: 16)
-        #expect(try peer.read(into: &reply) == .processed(4))
-        reactor.shutdown()  // closes `server`
-        try peer.close()
+        try harness.advanceTime(by: .seconds(30))  // virtual: returns at once
+        #expect(harness.closeReason == .idleTimeout)
+        #expect(try harness.clientSawClose)
     }
 
-    @Test("Testing your handlers: a timer fires in real time on the mock")
-    func timerOnTheMock() throws {
-        let reactor = try Reactor(selector: MockSelector())
-        var fired = false
-        reactor.schedule(after: .milliseconds(20)) { _ in fired = true }
-        let start = ContinuousClock.now
-        while !fired && ContinuousClock.now - start < .seconds(2) {
-            try reactor.runOnce(timeout: .milliseconds(50))
-        }
-        #expect(fired)
+    @Test("Testing your handlers: advanceTime fires due timers in order, with no sleep")
+    func virtualTimers() throws {
+        let clock = ManualClock()
+        let reactor = try Reactor(selector: MockSelector(), clock: .manual(clock))
+        var fired: [Int] = []
+        reactor.schedule(after: .seconds(20)) { _ in fired.append(20) }
+        reactor.schedule(after: .seconds(10)) { _ in fired.append(10) }
+        try reactor.advanceTime(by: .seconds(15))
+        #expect(fired == [10])
+        try reactor.advanceTime(by: .seconds(5))
+        #expect(fired == [10, 20])
     }
 
     @Test("Choosing a backend, Selector, Net and SysCalls pages: their snippets run")
