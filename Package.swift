@@ -76,6 +76,11 @@ let package = Package(
             ]),
         .testTarget(
             name: "ExamplesTests", dependencies: ["Net", "Selector", "SysCalls", "TestSupport"]),
+        // The examples' delegates driven in-process by the test kit (executable targets are
+        // importable with @testable).
+        .testTarget(
+            name: "ExampleDelegateTests",
+            dependencies: ["HTTPHello", "ReactorTesting", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -31,12 +31,21 @@ public final class ConnectionHarness<Backend: EventSelector> {
     private let recorder: Recorder
 
     /// Starts `delegate` on a new connection with `options`, over `selector`.
-    public init(
+    public convenience init(
         delegate: some ConnectionDelegate<Backend>,
         options: ConnectionOptions = ConnectionOptions(),
         selector: Backend
     ) throws {
-        loop = try TestLoop(selector: selector)
+        try self.init(on: try TestLoop(selector: selector), delegate: delegate, options: options)
+    }
+
+    /// Starts `delegate` on a new connection of `loop`'s reactor: for a delegate that needs the
+    /// reactor before the connection exists (to schedule timers of its own).
+    public init(
+        on loop: TestLoop<Backend>, delegate: some ConnectionDelegate<Backend>,
+        options: ConnectionOptions = ConnectionOptions()
+    ) throws {
+        self.loop = loop
         let (local, peer) = try loop.makeConnection()
         self.peer = peer
         recorder = Recorder(delegate)
@@ -78,6 +87,7 @@ public final class ConnectionHarness<Backend: EventSelector> {
                         + "not reading (paused or closed) and the socket buffers are full")
             }
             rest = rest.dropFirst(sent)
+            try waitUntilReadable()
             try loop.deliver(.readable, to: connection.token)
         }
     }
@@ -113,12 +123,14 @@ public final class ConnectionHarness<Backend: EventSelector> {
     /// The client shuts down its sending side: the connection reads EOF.
     public func sendEndOfStream() throws {
         try peer.sendEndOfStream()
+        try waitUntilReadable()
         try loop.deliver([.readable, .readClosed], to: connection.token)
     }
 
     /// The client resets the connection: the connection's next read fails (ECONNRESET).
     public func reset() throws {
         try peer.reset()
+        try waitUntilReadable()
         try loop.deliver([.readable, .readClosed, .writeClosed, .error], to: connection.token)
     }
 
@@ -128,6 +140,14 @@ public final class ConnectionHarness<Backend: EventSelector> {
             _ = try peer.receive()
             return peer.sawEndOfStream || peer.receiveError != nil
         }
+    }
+
+    /// Waits (at most 5 s of real time) until what the client just sent reached the
+    /// connection's socket, so that the next loop turn sees it: loopback delivery is all but
+    /// immediate, and this makes it certain.
+    private func waitUntilReadable() throws {
+        let fd = connection.socket.fileDescriptor
+        if fd.rawValue >= 0 { _ = try waitFor(fd, Sys.PollEvent.input) }
     }
 
     /// Moves virtual time forward (idle and write timeouts, the delegate's timers).

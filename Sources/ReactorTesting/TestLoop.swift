@@ -84,6 +84,10 @@ public final class TestLoop<Backend: EventSelector> {
             guard case .processed(let (local, _)) = try listener.accept() else {
                 throw TestLoopError("the loopback connection was not accepted")
             }
+            // No Nagle delay on either side: what one end sends reaches the other at once,
+            // even while an earlier segment waits for a (delayed) acknowledgement.
+            try local.setNoDelay(true)
+            try remote.setNoDelay(true)
             return (local, TestPeer(remote))
         } catch {
             try? remote.close()

@@ -1,5 +1,6 @@
 import Net
 import Reactor
+import ReactorTesting
 import Selector
 import SysCalls
 import TestSupport
@@ -43,5 +44,20 @@ struct ReadmeReactorTests {
         try client.close()
         reactor.shutdown()
         #expect(reactor.handlerCount == 0)
+    }
+}
+
+@Suite("README testing example", .opensDescriptors)
+struct ReadmeTestingTests {
+    @Test("the README's test-kit snippet runs as written")
+    func readmeHarness() throws {
+        try checkingDescriptorLeaks {
+            let harness = try ConnectionHarness(
+                delegate: ReadmeEcho(), options: ConnectionOptions(idleTimeout: .seconds(30)))
+            try harness.send("ping")
+            #expect(try harness.receivedString() == "ping")
+            try harness.advanceTime(by: .seconds(30))  // virtual time: returns at once
+            #expect(harness.closeReason == .idleTimeout)
+        }
     }
 }
