@@ -20,14 +20,15 @@ extension Reactor {
         private let lock = Lock()
         // Invariant: `tasks` is only read or written with `lock` held.
         nonisolated(unsafe) private var tasks: [Task] = []
-        private let pending = Atomic<Bool>(false)
-        private let stopFlag = Atomic<Bool>(false)
+        /// Tasks pending and stop requested, in one word the loop reads once per turn.
+        let signals: LoopSignals
         private let closed = Atomic<Bool>(false)
         private let clock: LoopClock
 
-        init(waker: Backend.Waker, clock: LoopClock) {
+        init(waker: Backend.Waker, clock: LoopClock, signals: LoopSignals) {
             self.waker = waker
             self.clock = clock
+            self.signals = signals
         }
 
         /// Runs `body` on the reactor's thread during its next iteration.
@@ -40,7 +41,7 @@ extension Reactor {
                 tasks.append(Task(run: body))
                 return tasks.count == 1
             }
-            pending.store(true, ordering: .releasing)
+            signals.raise(LoopSignals.tasks)
             // One wake per batch: later tasks ride on the wake already in flight.
             if wasEmpty { try waker.wake() }
         }
@@ -55,19 +56,12 @@ extension Reactor {
 
         /// Asks the reactor's `run()` to return (after shutting its handlers down).
         public func stop() {
-            stopFlag.store(true, ordering: .releasing)
+            signals.raise(LoopSignals.stop)
             try? waker.wake()
         }
 
-        var isStopRequested: Bool { stopFlag.load(ordering: .acquiring) }
-
-        /// Consumes a stop request, once the `run()` it ended has shut down.
-        func clearStopRequest() { stopFlag.store(false, ordering: .releasing) }
-
-        var hasPendingWork: Bool { pending.load(ordering: .acquiring) }
-
         func takeTasks() -> [Task] {
-            pending.store(false, ordering: .releasing)
+            signals.lower(LoopSignals.tasks)
             return lock.withLock {
                 let taken = tasks
                 tasks = []

@@ -1,5 +1,6 @@
 import Net
 import Selector
+import Synchronization
 import SysCalls
 
 /// An event loop on one thread: a selector, handlers by token, timers and a task queue.
@@ -28,7 +29,6 @@ public final class Reactor<Backend: EventSelector> {
     // Unchecked exclusivity: touched only on the reactor's thread, and no access overlaps
     // another (a timer's action is popped before it runs).
     @exclusivity(unchecked) private var timers = TimerQueue<TimerAction>()
-    private var stopRequested = false
     private var isShutDown = false
     /// The loop's non-generic state: events, handlers, clock, buffers. Reaching it needs no
     /// generic metadata, unlike a property of `Reactor<Backend>`, and the per-event dispatch
@@ -51,9 +51,10 @@ public final class Reactor<Backend: EventSelector> {
         self.selector = selector
         // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
-        self.handle = Handle(waker: waker, clock: clock)
-        self.context = LoopContext(
+        let context = LoopContext(
             eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock)
+        self.handle = Handle(waker: waker, clock: clock, signals: context.signals)
+        self.context = context
     }
 
     deinit {
@@ -212,11 +213,12 @@ public final class Reactor<Backend: EventSelector> {
         if context.inTurn { throw Errno(Errno.EALREADY.code, call: "run (called from a handler)") }
         defer {
             shutdown()
-            stopRequested = false
-            handle.clearStopRequest()
+            context.signals.lower(LoopSignals.stop)
         }
-        while !stopRequested && !handle.isStopRequested {
-            try runOnce(timeout: nil)
+        // One load of the signals per turn: `turn` returns them.
+        var signals = context.signals.current
+        while signals & LoopSignals.stop == 0 {
+            signals = try turn(timeout: nil)
         }
     }
 
@@ -224,6 +226,13 @@ public final class Reactor<Backend: EventSelector> {
     /// dispatch them, fire due timers, run queued tasks. Throws EALREADY if called from one of
     /// this reactor's handlers, timers or tasks (the iteration is already running).
     public func runOnce(timeout: Duration?) throws(Errno) {
+        _ = try turn(timeout: timeout)
+    }
+
+    /// `runOnce`'s body; returns the loop's signals as they stood after the turn's work, so
+    /// that `run` tests for a stop request without another load.
+    @inline(__always)
+    private func turn(timeout: Duration?) throws(Errno) -> UInt8 {
         // A handler that ran the loop from inside the loop would have `select` refill the
         // events being dispatched.
         if context.inTurn {
@@ -244,7 +253,8 @@ public final class Reactor<Backend: EventSelector> {
             // Virtual time does not pass while the loop waits, so a timer that is not due
             // cannot shorten the wait: only `advanceTime(by:)` brings it due.
         }
-        if handle.hasPendingWork { wait = .zero }
+        // Tasks queued from any thread need no check here: queueing one into an empty queue
+        // wakes the selector, so `select` returns at once while any is pending.
         try selector.select(into: &context.events, timeout: wait)
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
@@ -258,8 +268,13 @@ public final class Reactor<Backend: EventSelector> {
         }
         context.dispatch(reactor: self)
         if context.nextTimerDeadline <= context.now { fireTimers() }
-        runTasks()
+        var signals = context.signals.current
+        if signals & LoopSignals.tasks != 0 {
+            runTasks()
+            signals = context.signals.current
+        }
         context.handlers.releaseRetired()
+        return signals
     }
 
     /// Moves virtual time forward by `duration` and runs what falls due: each timer fires at
@@ -293,7 +308,7 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     /// Asks `run()` to return after the current iteration.
-    public func stop() { stopRequested = true }
+    public func stop() { context.signals.raise(LoopSignals.stop) }
 
     /// Deregisters every handler (each `deregistered` called once) and drops all timers.
     /// `run()` does this on its way out.
@@ -321,8 +336,8 @@ public final class Reactor<Backend: EventSelector> {
         noteTimersChanged()
     }
 
+    @inline(never)
     private func runTasks() {
-        guard handle.hasPendingWork else { return }
         for task in handle.takeTasks() { task.run(self) }
     }
 
@@ -360,6 +375,8 @@ public final class Reactor<Backend: EventSelector> {
     var nextTimerDeadline: UInt64 = .max
     /// True while `runOnce` runs (it may not be re-entered from a handler).
     var inTurn = false
+    /// What other threads (and `stop()`) ask of the loop: tasks pending, stop requested.
+    let signals = LoopSignals()
     /// The shared read buffer's size.
     static var readSize: Int { 64 << 10 }
     /// The shared read buffer (`readSize` bytes).
@@ -420,6 +437,29 @@ public final class Reactor<Backend: EventSelector> {
         readBase.deallocate()
         ioVectors.deallocate()
     }
+}
+
+/// The requests a loop answers at the end of each turn, raised from any thread, in one word
+/// so that the loop tests them all with one load. Non-generic, so that load needs no generic
+/// metadata.
+final class LoopSignals: Sendable {
+    /// Tasks are queued in the handle.
+    static var tasks: UInt8 { 1 }
+    /// `stop()` or `handle.stop()` was called; `run()` consumes it on its way out.
+    static var stop: UInt8 { 2 }
+
+    private let word = Atomic<UInt8>(0)
+
+    /// The signals now raised.
+    var current: UInt8 {
+        @inline(__always) get { word.load(ordering: .acquiring) }
+    }
+
+    /// Raises `signal` (release: what was queued before it is visible to the loop).
+    func raise(_ signal: UInt8) { word.bitwiseOr(signal, ordering: .acquiringAndReleasing) }
+
+    /// Lowers `signal`.
+    func lower(_ signal: UInt8) { word.bitwiseAnd(~signal, ordering: .acquiringAndReleasing) }
 }
 
 /// Conversions between `Duration` and the reactor's monotonic nanoseconds.
