@@ -268,10 +268,11 @@ class Suite:
 
     # --- pass 3: valgrind --------------------------------------------------------------
 
-    def valgrind_count(self, server, tool, echoes):
-        """Runs the server under `tool`, drives 64 connections x `echoes`; returns the total."""
-        out = f"{self.tmp}/{tool}-{server}-{echoes}.out"
-        log_file = f"{self.tmp}/{tool}-{server}-{echoes}.log"
+    def valgrind_count(self, server, tool, echoes, connections=64, size=64):
+        """Runs the server under `tool`, drives `connections` x `echoes` of `size` bytes;
+        returns the total."""
+        out = f"{self.tmp}/{tool}-{server}-{connections}x{size}-{echoes}.out"
+        log_file = f"{self.tmp}/{tool}-{server}-{connections}x{size}-{echoes}.log"
         if tool == "callgrind":
             wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                        f"--log-file={log_file}"]
@@ -280,7 +281,7 @@ class Suite:
                        f"--log-file={log_file}"]
         process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped())
         try:
-            result = self.run_load(port, 64, 64, 1, ["--count", echoes])
+            result = self.run_load(port, connections, size, 1, ["--count", echoes])
         finally:
             self.stop_server(process, timeout=120)
         if result["errors"]:
@@ -340,6 +341,17 @@ class Suite:
             figures[name] = (b_total - a_total) / max(b_messages - a_messages, 1)
             if tool == "callgrind" and server == "reactor-epoll":
                 self.hotspots = self.hotspots_of(a_out, b_out, max(b_messages - a_messages, 1))
+            figures[f"{name}_totals"] = [a_total, b_total, a_messages, b_messages]
+        # The loop's per-turn cost shows at 1 connection (one event per turn), and the cost of
+        # large messages at 16 KiB: callgrind only, the same two-run difference.
+        for name, connections, size, echoes in (
+                ("instructions_c1", 1, 64, (low, high)),
+                ("instructions_big", 16, 16384, (max(low // 4, 10), max(high // 4, 20)))):
+            a_total, a_messages, _ = self.valgrind_count(
+                server, "callgrind", echoes[0], connections, size)
+            b_total, b_messages, _ = self.valgrind_count(
+                server, "callgrind", echoes[1], connections, size)
+            figures[name] = (b_total - a_total) / max(b_messages - a_messages, 1)
             figures[f"{name}_totals"] = [a_total, b_total, a_messages, b_messages]
         return figures
 
@@ -476,6 +488,8 @@ def summarize(data):
     for server, figures in data["valgrind"].items():
         if figures:
             table[("instructions", "c64", server)] = figures["instructions"]
+            table[("instructions", "c1", server)] = figures.get("instructions_c1")
+            table[("instructions", "big", server)] = figures.get("instructions_big")
             table[("allocs", "c64", server)] = figures["allocs"]
     return table
 
@@ -609,6 +623,9 @@ def report(data, args):
         f"connections × {low} and × {high} echoes of 64 B in two runs; (Ir₂ − Ir₁) ÷ "
         "(messages₂ − messages₁). User-space instructions only (callgrind does not see the "
         "kernel), a count rather than a time; start-up and per-connection work cancel out.")
+    add("- The same difference at 1 connection × 64 B (the same echo counts: one event per loop "
+        "turn, so the loop's per-turn cost shows in full) and at 16 connections × 16 KiB "
+        "(a quarter of the echoes).")
     add(f"- Heap allocations per message: the same two loads under `valgrind --tool=memcheck`; "
         "difference of its \"total heap usage: N allocs\" ÷ difference in messages (malloc, "
         "calloc, realloc, aligned allocations — everything the Swift runtime and NIO allocate "
@@ -674,13 +691,17 @@ def report(data, args):
         add("Not measured: perf or its syscall tracepoints were unavailable in this run.")
         add("")
     if data["valgrind"]:
-        add("### Per message under valgrind (64 conns × 64 B)")
+        add("### Per message under valgrind (64 conns × 64 B unless stated)")
         add("")
         add("| figure | " + " | ".join(SERVERS) + " |")
         add("|---|" + "---:|" * len(SERVERS))
         floor = table.get(("instructions", "c64", "c"))
         add("| user-space instructions per echo | " + " | ".join(
             cell(table.get(("instructions", "c64", s)), floor, 0) for s in SERVERS) + " |")
+        for key, label in (("c1", "1 conn × 64 B"), ("big", "16 conns × 16 KiB")):
+            floor = table.get(("instructions", key, "c"))
+            add(f"| user-space instructions per echo, {label} | " + " | ".join(
+                cell(table.get(("instructions", key, s)), floor, 0) for s in SERVERS) + " |")
         add("| heap allocations per message | " + " | ".join(
             fmt(table.get(("allocs", "c64", s)), 3) for s in SERVERS) + " |")
         add("")

@@ -67,22 +67,6 @@ extension Socket {
     }
 }
 
-/// Owns a socket descriptor number: closes it once, on `close()` or deinit, then reads -1.
-struct SocketDescriptor: ~Copyable {
-    private(set) var raw: FileDescriptor
-
-    init(_ raw: FileDescriptor) { self.raw = raw }
-
-    mutating func close() throws(Errno) {
-        let fd = raw
-        guard fd.rawValue >= 0 else { return }
-        raw = FileDescriptor(-1)
-        try Sys.close(fd)
-    }
-
-    deinit { if raw.rawValue >= 0 { try? Sys.close(raw) } }
-}
-
 /// Which addresses a socket type takes, and what to tell a caller who hands it another kind:
 /// without the check, a Unix path given to `TCPListener` would quietly make a Unix socket.
 struct AddressRule {

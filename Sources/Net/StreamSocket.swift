@@ -81,10 +81,7 @@ extension StreamSocket {
     /// Uses sendmsg with MSG_NOSIGNAL, not writev(2), which would raise SIGPIPE.
     @inlinable
     public func writev(_ vectors: UnsafeBufferPointer<IOVector>) throws(Errno) -> IOResult<Int> {
-        var message = msghdr()
-        message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
-        message.msg_iovlen = vectors.count
-        return try Sys.sendmsg(fileDescriptor, &message)
+        try Sys.sendv(fileDescriptor, vectors)
     }
 
     /// Gathers one write from `buffers` (at most IOV_MAX = 1024 of them).

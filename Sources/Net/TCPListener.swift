@@ -10,7 +10,7 @@ import SysCalls
 /// while case .processed(let (stream, peer)) = try listener.accept() { … }
 /// ```
 public final class TCPListener: ListenerSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
 
     /// Binds to `address` and listens. SO_REUSEADDR is on unless `reuseAddress` is false
     /// (so a restarted server can rebind while old connections sit in TIME_WAIT);
@@ -28,7 +28,7 @@ public final class TCPListener: ListenerSocket {
             }
             if reusePort { try Sys.setsockopt(fd, level: SOL_SOCKET, option: SO_REUSEPORT, 1) }
         }
-        descriptor = SocketDescriptor(fd)
+        descriptor = OwnedFileDescriptor(fd)
         do {
             try Sys.listen(fd, backlog: backlog)
         } catch {
@@ -37,19 +37,19 @@ public final class TCPListener: ListenerSocket {
     }
 
     /// The listening descriptor, to register readable with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Accepts one pending connection, or `.wouldBlock` when none is left.
     ///
     /// Call it until `.wouldBlock` after each readable event. ECONNABORTED (a client that
     /// gave up while queued) is thrown; callers usually just call again.
     public func accept() throws(Errno) -> IOResult<(TCPStream, SocketAddress)> {
-        switch try SocketSetup.accept(descriptor.raw) {
+        switch try SocketSetup.accept(fileDescriptor) {
         case .wouldBlock: return .wouldBlock
         case .processed(let (fd, peer)): return .processed((TCPStream(adopting: fd), peer))
         }
     }
 
     /// Closes the listener; pending, unaccepted connections are reset.
-    public func close() throws(Errno) { try descriptor.close() }
+    public func close() throws(Errno) { try descriptor.take()?.close() }
 }

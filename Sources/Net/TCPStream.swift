@@ -13,9 +13,9 @@ private typealias CLinger = linger
 /// if let error = try stream.takeError() { print("connect failed:", error) }
 /// ```
 public final class TCPStream: StreamSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
 
-    init(adopting fd: FileDescriptor) { descriptor = SocketDescriptor(fd) }
+    init(adopting fd: FileDescriptor) { descriptor = OwnedFileDescriptor(fd) }
 
     /// Starts connecting to `address` and returns at once.
     ///
@@ -29,30 +29,30 @@ public final class TCPStream: StreamSocket {
     }
 
     /// The connection's descriptor, to register with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Closes the connection (a pending SO_LINGER 0 turns this into a reset).
-    public func close() throws(Errno) { try descriptor.close() }
+    public func close() throws(Errno) { try descriptor.take()?.close() }
 
     /// Turns Nagle's algorithm off (`true`) so small writes go out at once (TCP_NODELAY).
     public func setNoDelay(_ on: Bool) throws(Errno) {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_TCP), option: TCP_NODELAY, on ? 1 : 0)
+            fileDescriptor, level: Int32(IPPROTO_TCP), option: TCP_NODELAY, on ? 1 : 0)
     }
 
     /// Whether TCP_NODELAY is set.
     public func noDelay() throws(Errno) -> Bool {
-        try Sys.getsockopt(descriptor.raw, level: Int32(IPPROTO_TCP), option: TCP_NODELAY) != 0
+        try Sys.getsockopt(fileDescriptor, level: Int32(IPPROTO_TCP), option: TCP_NODELAY) != 0
     }
 
     /// Turns keepalive probes on or off (SO_KEEPALIVE).
     public func setKeepAlive(_ on: Bool) throws(Errno) {
-        try Sys.setsockopt(descriptor.raw, level: SOL_SOCKET, option: SO_KEEPALIVE, on ? 1 : 0)
+        try Sys.setsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_KEEPALIVE, on ? 1 : 0)
     }
 
     /// Whether SO_KEEPALIVE is set.
     public func keepAlive() throws(Errno) -> Bool {
-        try Sys.getsockopt(descriptor.raw, level: SOL_SOCKET, option: SO_KEEPALIVE) != 0
+        try Sys.getsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_KEEPALIVE) != 0
     }
 
     /// Sets SO_LINGER: nil restores the default (close returns at once, data drains in the
@@ -61,17 +61,17 @@ public final class TCPStream: StreamSocket {
     public func setLinger(_ timeout: Duration?) throws(Errno) {
         var value = CLinger(l_onoff: 0, l_linger: 0)
         if let timeout {
-            let (seconds, attoseconds) = timeout.components
             value.l_onoff = 1
-            value.l_linger = Int32(clamping: max(0, seconds + (attoseconds > 0 ? 1 : 0)))
+            value.l_linger = Int32(
+                clamping: (Sys.nanoseconds(timeout) + 999_999_999) / 1_000_000_000)
         }
-        try Sys.setsockopt(descriptor.raw, level: SOL_SOCKET, option: SO_LINGER, value: value)
+        try Sys.setsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_LINGER, value: value)
     }
 
     /// The SO_LINGER setting: nil when off.
     public func linger() throws(Errno) -> Duration? {
         let value = try Sys.getsockopt(
-            descriptor.raw, level: SOL_SOCKET, option: SO_LINGER, as: CLinger.self,
+            fileDescriptor, level: SOL_SOCKET, option: SO_LINGER, as: CLinger.self,
             initial: CLinger(l_onoff: 0, l_linger: 0))
         return value.l_onoff == 0 ? nil : .seconds(value.l_linger)
     }

@@ -8,7 +8,7 @@ import SysCalls
 /// _ = try socket.send(Array("hello".utf8), to: peer)
 /// ```
 public final class UDPSocket: DatagramSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
 
     /// Binds to `address` (port 0: the kernel picks one). `reuseAddress` and `reusePort`
     /// let several sockets share a port, e.g. multicast receivers.
@@ -23,23 +23,23 @@ public final class UDPSocket: DatagramSocket {
             }
             if reusePort { try Sys.setsockopt(fd, level: SOL_SOCKET, option: SO_REUSEPORT, 1) }
         }
-        descriptor = SocketDescriptor(fd)
+        descriptor = OwnedFileDescriptor(fd)
     }
 
     /// The socket's descriptor, to register with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Closes the socket.
-    public func close() throws(Errno) { try descriptor.close() }
+    public func close() throws(Errno) { try descriptor.take()?.close() }
 
     /// Allows sending to broadcast addresses (SO_BROADCAST).
     public func setBroadcast(_ on: Bool) throws(Errno) {
-        try Sys.setsockopt(descriptor.raw, level: SOL_SOCKET, option: SO_BROADCAST, on ? 1 : 0)
+        try Sys.setsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_BROADCAST, on ? 1 : 0)
     }
 
     /// Whether SO_BROADCAST is set.
     public func broadcast() throws(Errno) -> Bool {
-        try Sys.getsockopt(descriptor.raw, level: SOL_SOCKET, option: SO_BROADCAST) != 0
+        try Sys.getsockopt(fileDescriptor, level: SOL_SOCKET, option: SO_BROADCAST) != 0
     }
 
     /// Joins IPv4 multicast `group` on the interface with index `interfaceIndex` (0: the
@@ -48,7 +48,7 @@ public final class UDPSocket: DatagramSocket {
         throws(Errno)
     {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_IP), option: IP_ADD_MEMBERSHIP,
+            fileDescriptor, level: Int32(IPPROTO_IP), option: IP_ADD_MEMBERSHIP,
             value: Self.request(group, interfaceIndex))
     }
 
@@ -57,7 +57,7 @@ public final class UDPSocket: DatagramSocket {
         throws(Errno)
     {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_IP), option: IP_DROP_MEMBERSHIP,
+            fileDescriptor, level: Int32(IPPROTO_IP), option: IP_DROP_MEMBERSHIP,
             value: Self.request(group, interfaceIndex))
     }
 
@@ -68,7 +68,7 @@ public final class UDPSocket: DatagramSocket {
         var request = Self.request(group, interfaceIndex)
         try withUnsafeBytes(of: &request) { (raw) throws(Errno) in
             try Sys.setsockopt(
-                descriptor.raw, level: Int32(IPPROTO_IPV6), option: IPV6_ADD_MEMBERSHIP, bytes: raw)
+                fileDescriptor, level: Int32(IPPROTO_IPV6), option: IPV6_ADD_MEMBERSHIP, bytes: raw)
         }
     }
 
@@ -79,7 +79,7 @@ public final class UDPSocket: DatagramSocket {
         var request = Self.request(group, interfaceIndex)
         try withUnsafeBytes(of: &request) { (raw) throws(Errno) in
             try Sys.setsockopt(
-                descriptor.raw, level: Int32(IPPROTO_IPV6), option: IPV6_DROP_MEMBERSHIP, bytes: raw
+                fileDescriptor, level: Int32(IPPROTO_IPV6), option: IPV6_DROP_MEMBERSHIP, bytes: raw
             )
         }
     }
@@ -87,7 +87,7 @@ public final class UDPSocket: DatagramSocket {
     /// Sends IPv4 multicast out of interface `interfaceIndex` (IP_MULTICAST_IF).
     public func setMulticastInterface(_ interfaceIndex: UInt32) throws(Errno) {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_IP), option: IP_MULTICAST_IF,
+            fileDescriptor, level: Int32(IPPROTO_IP), option: IP_MULTICAST_IF,
             value: Self.request(.any, interfaceIndex))
     }
 
@@ -95,13 +95,13 @@ public final class UDPSocket: DatagramSocket {
     /// (IP_MULTICAST_LOOP, on by default).
     public func setMulticastLoop(_ on: Bool) throws(Errno) {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_IP), option: IP_MULTICAST_LOOP, on ? 1 : 0)
+            fileDescriptor, level: Int32(IPPROTO_IP), option: IP_MULTICAST_LOOP, on ? 1 : 0)
     }
 
     /// How many hops IPv4 multicast sends may travel (IP_MULTICAST_TTL, default 1).
     public func setMulticastTTL(_ ttl: Int) throws(Errno) {
         try Sys.setsockopt(
-            descriptor.raw, level: Int32(IPPROTO_IP), option: IP_MULTICAST_TTL,
+            fileDescriptor, level: Int32(IPPROTO_IP), option: IP_MULTICAST_TTL,
             Int32(clamping: ttl))
     }
 

@@ -9,11 +9,11 @@ import SysCalls
 /// _ = try a.send(Array("ping".utf8))
 /// ```
 public final class UnixDatagram: DatagramSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
     private var file: UnixSocketFile?
 
     private init(adopting fd: FileDescriptor, file: UnixSocketFile? = nil) {
-        descriptor = SocketDescriptor(fd)
+        descriptor = OwnedFileDescriptor(fd)
         self.file = file
     }
 
@@ -38,12 +38,12 @@ public final class UnixDatagram: DatagramSocket {
     deinit { file?.remove() }
 
     /// The socket's descriptor, to register with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Closes the socket and removes the socket file it created (if still its own).
     public func close() throws(Errno) {
         file?.remove()
         file = nil
-        try descriptor.close()
+        try descriptor.take()?.close()
     }
 }

@@ -12,14 +12,14 @@ import SysCalls
 /// if case .processed(let (stream, _)) = try listener.accept() { … }
 /// ```
 public final class UnixListener: ListenerSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
     private var file: UnixSocketFile?
 
     /// Binds to `address` (`.unix(path)` or `.unixAbstract(name)`) and listens.
     public init(binding address: SocketAddress, backlog: Int32 = 1024) throws(NetError) {
         let fd = try SocketSetup.bound(
             address, type: Int32(SOCK_STREAM.rawValue), rule: .unixListener)
-        descriptor = SocketDescriptor(fd)
+        descriptor = OwnedFileDescriptor(fd)
         file = UnixSocketFile(boundTo: address)
         do {
             try Sys.listen(fd, backlog: backlog)
@@ -32,11 +32,11 @@ public final class UnixListener: ListenerSocket {
     deinit { file?.remove() }
 
     /// The listening descriptor, to register readable with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Accepts one pending connection, or `.wouldBlock` when none is left.
     public func accept() throws(Errno) -> IOResult<(UnixStream, SocketAddress)> {
-        switch try SocketSetup.accept(descriptor.raw) {
+        switch try SocketSetup.accept(fileDescriptor) {
         case .wouldBlock: return .wouldBlock
         case .processed(let (fd, peer)): return .processed((UnixStream(adopting: fd), peer))
         }
@@ -46,6 +46,6 @@ public final class UnixListener: ListenerSocket {
     public func close() throws(Errno) {
         file?.remove()
         file = nil
-        try descriptor.close()
+        try descriptor.take()?.close()
     }
 }

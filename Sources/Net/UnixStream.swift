@@ -8,9 +8,9 @@ import SysCalls
 /// _ = try a.write(Array("hi".utf8))
 /// ```
 public final class UnixStream: StreamSocket {
-    private var descriptor: SocketDescriptor
+    private var descriptor: OwnedFileDescriptor?
 
-    init(adopting fd: FileDescriptor) { descriptor = SocketDescriptor(fd) }
+    init(adopting fd: FileDescriptor) { descriptor = OwnedFileDescriptor(fd) }
 
     /// Starts connecting to `address` (`.unix` or `.unixAbstract`). A listener with a full
     /// backlog makes this answer later, like TCP: wait for writable, then `takeError()`.
@@ -27,8 +27,8 @@ public final class UnixStream: StreamSocket {
     }
 
     /// The stream's descriptor, to register with a selector; -1 once closed.
-    public var fileDescriptor: FileDescriptor { descriptor.raw }
+    public var fileDescriptor: FileDescriptor { descriptor?.raw ?? FileDescriptor(-1) }
 
     /// Closes the stream.
-    public func close() throws(Errno) { try descriptor.close() }
+    public func close() throws(Errno) { try descriptor.take()?.close() }
 }

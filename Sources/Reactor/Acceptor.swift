@@ -31,7 +31,7 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
     /// Connections accepted only to be closed at once for lack of descriptors.
     public var droppedCount: Int { reserve.turnedAwayCount }
 
-    private unowned(unsafe) let reactor: Reactor<Backend>
+    private unowned let reactor: Reactor<Backend>
     private let onAccept: AcceptHandler
     private var reserve = DescriptorReserve()
     /// The listener's registration token, once started (to script its events in tests).

@@ -58,7 +58,7 @@ public final class ManualClock: Sendable {
         if duration < .zero {
             throw ArgumentError("ManualClock advance", duration, "time only moves forward")
         }
-        value.wrappingAdd(ReactorClock.nanoseconds(duration), ordering: .acquiringAndReleasing)
+        value.wrappingAdd(Sys.nanoseconds(duration), ordering: .acquiringAndReleasing)
     }
 
     /// Moves the clock to `nanoseconds` if that is later than now.

@@ -50,7 +50,7 @@ extension Reactor {
         public func schedule(
             after delay: Duration, _ body: @escaping @Sendable (Reactor<Backend>) -> Void
         ) throws(Errno) {
-            let deadline = clock.nanoseconds &+ Reactor.nanoseconds(delay)
+            let deadline = clock.nanoseconds &+ Sys.nanoseconds(delay)
             try execute { reactor in reactor.schedule(at: deadline, body) }
         }
 

@@ -26,10 +26,11 @@ public final class Reactor<Backend: EventSelector> {
     /// The Sendable handle other threads use to reach this reactor.
     public let handle: Handle
 
-    // Unchecked exclusivity: touched only on the reactor's thread, and no access overlaps
-    // another (a timer's action is popped before it runs).
-    @exclusivity(unchecked) private var timers = TimerQueue<TimerAction>()
-    private var isShutDown = false
+    // Touched only on the reactor's thread; a timer's action is popped before it runs.
+    private var timers = TimerQueue<TimerAction>()
+    /// True while `shutdown()` runs: a handler's `deregistered` that calls `shutdown()` again
+    /// (directly or by stopping the loop) returns at once instead of re-entering it.
+    private var isShuttingDown = false
     /// The loop's non-generic state: events, handlers, clock, buffers. Reaching it needs no
     /// generic metadata, unlike a property of `Reactor<Backend>`, and the per-event dispatch
     /// runs there.
@@ -156,9 +157,9 @@ public final class Reactor<Backend: EventSelector> {
         after delay: Duration, repeating: Duration? = nil,
         _ body: @escaping (Reactor<Backend>) -> Void
     ) -> TimerID {
-        let interval = repeating.map { max(1, Self.nanoseconds($0)) } ?? 0
+        let interval = repeating.map { max(1, Sys.nanoseconds($0)) } ?? 0
         let id = timers.schedule(
-            at: context.currentTime &+ Self.nanoseconds(delay), interval: interval,
+            at: context.currentTime &+ Sys.nanoseconds(delay), interval: interval,
             .closure(body))
         noteTimersChanged()
         return id
@@ -175,7 +176,7 @@ public final class Reactor<Backend: EventSelector> {
     @discardableResult
     public func scheduleTimer(after delay: Duration, for token: Token, tag: Int) -> TimerID {
         scheduleTimer(
-            at: context.currentTime &+ Self.nanoseconds(delay), for: token, tag: tag)
+            at: context.currentTime &+ Sys.nanoseconds(delay), for: token, tag: tag)
     }
 
     /// Like `scheduleTimer(after:for:tag:)` with an absolute deadline on `now`'s clock.
@@ -240,6 +241,7 @@ public final class Reactor<Backend: EventSelector> {
         }
         context.inTurn = true
         defer { context.inTurn = false }
+        context.noteLoopThread()
         var wait = timeout
         let deadline = context.nextTimerDeadline
         if deadline != .max {
@@ -298,7 +300,7 @@ public final class Reactor<Backend: EventSelector> {
         if context.inTurn {
             throw Errno(Errno.EALREADY.code, call: "advanceTime (called from a handler)")
         }
-        let target = clock.nanoseconds &+ Self.nanoseconds(duration)
+        let target = clock.nanoseconds &+ Sys.nanoseconds(duration)
         while context.nextTimerDeadline <= target {
             clock.advance(to: context.nextTimerDeadline)
             try runOnce(timeout: .zero)
@@ -313,8 +315,8 @@ public final class Reactor<Backend: EventSelector> {
     /// Deregisters every handler (each `deregistered` called once) and drops all timers.
     /// `run()` does this on its way out.
     public func shutdown() {
-        if isShutDown { return }
-        isShutDown = true
+        if isShuttingDown { return }
+        isShuttingDown = true
         // Handlers may register new ones while closing; loop until the table is empty.
         while context.handlers.count > 0 {
             for token in context.handlers.liveTokens() { deregister(token) }
@@ -322,7 +324,7 @@ public final class Reactor<Backend: EventSelector> {
         timers.removeAll()
         noteTimersChanged()
         context.handlers.releaseRetired()
-        isShutDown = false
+        isShuttingDown = false
     }
 
     private func fireTimers() {
@@ -341,14 +343,14 @@ public final class Reactor<Backend: EventSelector> {
         for task in handle.takeTasks() { task.run(self) }
     }
 
-    static func nanoseconds(_ duration: Duration) -> UInt64 { ReactorClock.nanoseconds(duration) }
 }
 
 /// The loop's state that the per-event path touches, kept out of the generic `Reactor<Backend>`
 /// so that reaching it costs a plain field load and dispatch runs as specialized code.
 @usableFromInline final class LoopContext {
-    // Unchecked exclusivity: touched only on the reactor's thread; `select` fills `events`
-    // before dispatch reads it, and handlers are looked up, then called with the table released.
+    // Unchecked exclusivity (Benchmarks/UNSAFE.md: 214 instructions per echo at 1 connection):
+    // touched only on the reactor's thread (debug builds check it each turn), `select` fills
+    // `events` before dispatch reads it, and `runOnce` refuses re-entry, so no access overlaps.
     /// What the last `select` reported.
     @exclusivity(unchecked) var events: Events
     /// The registrations.
@@ -359,6 +361,8 @@ public final class Reactor<Backend: EventSelector> {
     let manualClock: ManualClock?
     /// The loop's time (nanoseconds on `clock`) as last read: fresh in an iteration that began
     /// with a timer pending, possibly stale otherwise (see `currentTime`).
+    // Unchecked exclusivity (Benchmarks/UNSAFE.md: 267 instructions per echo): written once
+    // per turn and read per event on the reactor's thread only (checked in debug builds).
     @usableFromInline @exclusivity(unchecked) var now: UInt64
     /// Whether `now` was read in this iteration (or outside any iteration: never stale there).
     var nowIsFresh = false
@@ -377,6 +381,31 @@ public final class Reactor<Backend: EventSelector> {
     var inTurn = false
     /// What other threads (and `stop()`) ask of the loop: tasks pending, stop requested.
     let signals = LoopSignals()
+    #if DEBUG
+    /// The thread running the current turn (debug builds: the invariant behind the
+    /// unchecked-exclusivity fields is that only it touches them during a turn).
+    private var loopThread: UInt = 0
+    #endif
+
+    /// Debug builds: records the thread running this turn.
+    @inline(__always)
+    func noteLoopThread() {
+        #if DEBUG
+        loopThread = OSThread.currentID
+        #endif
+    }
+
+    /// Debug builds: traps if a turn is running on another thread. The unchecked-exclusivity
+    /// fields of the loop and its connections are sound because only the loop's thread touches
+    /// them while it runs; this checks it where they are used.
+    @inline(__always)
+    func assertOnLoopThread() {
+        #if DEBUG
+        precondition(
+            !inTurn || loopThread == OSThread.currentID,
+            "a reactor's loop state was touched from another thread while it ran")
+        #endif
+    }
     /// The shared read buffer's size.
     static var readSize: Int { 64 << 10 }
     /// The shared read buffer (`readSize` bytes).
@@ -408,6 +437,7 @@ public final class Reactor<Backend: EventSelector> {
         // No copy of `events` (which would retain its storage for the loop): `runOnce` refuses
         // to be re-entered, so nothing refills or frees the records while they are read.
         assert(inTurn, "dispatch outside runOnce")
+        assertOnLoopThread()
         let reader = events.reader
         // The same loop twice, so that for the compact record layout (`Events`' own, and the
         // kernel's on some platforms) every offset, the stride and the readable-only value are
@@ -460,16 +490,4 @@ final class LoopSignals: Sendable {
 
     /// Lowers `signal`.
     func lower(_ signal: UInt8) { word.bitwiseAnd(~signal, ordering: .acquiringAndReleasing) }
-}
-
-/// Conversions between `Duration` and the reactor's monotonic nanoseconds.
-enum ReactorClock {
-    /// A non-negative duration in nanoseconds (negative → 0, huge → saturated).
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return UInt64.max / 2 }
-        return whole &+ UInt64(attoseconds / 1_000_000_000)
-    }
 }

@@ -110,7 +110,7 @@ func waitFor(_ fd: FileDescriptor, _ events: Int16, timeout: Duration = .seconds
     -> Bool
 {
     var entry = Sys.PollFD(fd: fd.rawValue, events: events, revents: 0)
-    let milliseconds = Int32(timeout.components.seconds * 1000)
+    let milliseconds = Sys.milliseconds(timeout)
     return try withUnsafeMutablePointer(to: &entry) { (pointer) throws(Errno) -> Bool in
         try Sys.poll(
             UnsafeMutableBufferPointer(start: pointer, count: 1), timeoutMilliseconds: milliseconds)

@@ -63,15 +63,14 @@ public final class Lock: @unchecked Sendable {
         }
         let now = ContinuousClock.now
         if deadline <= now { return false }
-        let (seconds, attoseconds) = (deadline - now).components
+        var relative = Sys.timespec(deadline - now)
         #if canImport(Darwin)
-        var relative = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
         return pthread_cond_timedwait_relative_np(condition, mutex, &relative) == 0
         #else
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        let nanos = Int(ts.tv_nsec) + Int(attoseconds / 1_000_000_000)
-        ts.tv_sec += Int(seconds) + nanos / 1_000_000_000
+        let nanos = ts.tv_nsec + relative.tv_nsec
+        ts.tv_sec += relative.tv_sec + nanos / 1_000_000_000
         ts.tv_nsec = nanos % 1_000_000_000
         return pthread_cond_timedwait(condition, mutex, &ts) == 0
         #endif

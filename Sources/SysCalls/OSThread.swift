@@ -63,6 +63,16 @@ public final class OSThread: Sendable {
     /// Whether the calling thread is this thread.
     public var isCurrent: Bool { pthread_equal(handle(thread), pthread_self()) != 0 }
 
+    /// A number naming the calling thread, distinct among live threads (its `pthread_t`), for
+    /// checks such as "still on the same thread".
+    public static var currentID: UInt {
+        #if canImport(Glibc)
+        UInt(pthread_self())
+        #else
+        UInt(bitPattern: pthread_self())
+        #endif
+    }
+
     deinit { if !isJoined { pthread_detach(handle(thread)) } }
 }
 

@@ -22,21 +22,29 @@ extension Sys {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
-    /// A timeout as whole milliseconds, rounded up, clamped to Int32.
-    public static func milliseconds(_ duration: Duration) -> Int32 {
+    /// The one conversion from `Duration`: whole nanoseconds (sub-nanosecond parts dropped),
+    /// negative durations as 0, and anything beyond 2⁶³ ns (292 years) saturated there, so
+    /// that adding it to a monotonic reading cannot overflow. Every other form below is
+    /// derived from it.
+    @inlinable
+    public static func nanoseconds(_ duration: Duration) -> UInt64 {
         let (seconds, attoseconds) = duration.components
         if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let perMillisecond: Int64 = 1_000_000_000_000_000
-        let ms = seconds.multipliedReportingOverflow(by: 1000)
-        if ms.overflow { return Int32.max }
-        let total = ms.partialValue + (attoseconds + perMillisecond - 1) / perMillisecond
-        return Int32(clamping: total)
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let limit = UInt64(Int64.max)
+        if overflow || whole >= limit { return limit }
+        return min(whole + UInt64(attoseconds / 1_000_000_000), limit)
     }
 
-    /// A non-negative duration as a timespec.
+    /// A timeout as whole milliseconds, rounded up, clamped to Int32.
+    public static func milliseconds(_ duration: Duration) -> Int32 {
+        Int32(clamping: (nanoseconds(duration) + 999_999) / 1_000_000)
+    }
+
+    /// A duration as a timespec (negative: zero).
     public static func timespec(_ duration: Duration) -> timespec {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds < 0) { return .init() }
-        return .init(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        let total = nanoseconds(duration)
+        return .init(
+            tv_sec: Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
     }
 }

@@ -26,13 +26,6 @@ private func systemKevent(
     kevent(kq, changes, changeCount, events, eventCount, timeout)
 }
 
-/// A non-negative duration as kevent's timespec (negative: zero).
-private func keventTimespec(_ duration: Duration) -> timespec {
-    let (seconds, attoseconds) = duration.components
-    if seconds < 0 || (seconds == 0 && attoseconds < 0) { return timespec() }
-    return timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-}
-
 /// kqueue(2) and kevent(2): the BSD readiness calls (on Linux through libkqueue).
 extension Sys {
     /// kqueue(2), close-on-exec.
@@ -73,7 +66,7 @@ extension Sys {
         while true {
             let n: Int32
             if let timeout {
-                var ts = keventTimespec(timeout)
+                var ts = Sys.timespec(timeout)
                 n = systemKevent(
                     kq.rawValue, changes.baseAddress, changeCount, events.baseAddress, eventCount,
                     &ts)

@@ -41,15 +41,4 @@ extension Sys {
             libcSetsockopt(fd.rawValue, level, option, bytes.baseAddress, socklen_t(bytes.count))
         }
     }
-
-    /// The identity of the file at `path` as lstat(2) reports it, without following a
-    /// symbolic link: device and inode numbers, and whether it is a socket.
-    public static func lstat(_ path: String) throws(Errno) -> (
-        device: UInt64, inode: UInt64, isSocket: Bool
-    ) {
-        var info = stat()
-        _ = try retrying("lstat") { libcLstat(path, &info) }
-        let isSocket = info.st_mode & S_IFMT == S_IFSOCK
-        return (UInt64(truncatingIfNeeded: info.st_dev), UInt64(info.st_ino), isSocket)
-    }
 }

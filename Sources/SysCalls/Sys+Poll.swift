@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// poll(2) support: event bits in `pollfd`'s `Int16` form, and a file-identity query.
+/// poll(2) support: event bits in `pollfd`'s `Int16` form.
 extension Sys {
     /// One poll(2) entry (`struct pollfd`): descriptor, requested events, returned events.
     public typealias PollFD = pollfd
@@ -34,17 +34,6 @@ extension Sys {
         public static let hangUp = Int16(POLLHUP)
         /// POLLNVAL: the descriptor is not open (always reported, cannot be masked).
         public static let invalid = Int16(POLLNVAL)
-    }
-
-    /// fstat(2), reduced to what identifies an open file: its device and inode numbers.
-    ///
-    /// Sockets and pipes get an inode each; anonymous-inode files (eventfd, timerfd, epoll)
-    /// all share one, so they cannot be told apart this way.
-    public static func fstat(_ fd: FileDescriptor) throws(Errno) -> (device: UInt64, inode: UInt64)
-    {
-        var info = stat()
-        _ = try retrying("fstat") { libcFstat(fd.rawValue, &info) }
-        return (UInt64(truncatingIfNeeded: info.st_dev), UInt64(info.st_ino))
     }
 }
 

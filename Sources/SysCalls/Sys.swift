@@ -51,12 +51,23 @@ public enum Sys {
         _ call: StaticString, _ body: () -> Int
     ) throws(Errno) -> IOResult<Int> {
         while true {
-            let result = body()
-            if result >= 0 { return .processed(result) }
-            let code = Int32(truncatingIfNeeded: -result)
-            if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
-            if code != EINTR { throw Errno(code, call: call) }
+            if let result = try rawIOResult(body(), call: call) { return result }
         }
+    }
+
+    /// What one raw I/O attempt's result (bytes, or `-errno`) means: `.processed`,
+    /// `.wouldBlock` (EAGAIN), nil when interrupted (EINTR: make the call again), or the error.
+    /// The one place that reads a raw result, for `retryingRawIO` and for hot paths that made
+    /// the attempt themselves (`sendAttempt`).
+    @inlinable @inline(__always)
+    public static func rawIOResult(_ result: Int, call: StaticString) throws(Errno)
+        -> IOResult<Int>?
+    {
+        if result >= 0 { return .processed(result) }
+        let code = Int32(truncatingIfNeeded: -result)
+        if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
+        if code == EINTR { return nil }
+        throw Errno(code, call: call)
     }
 
     /// close(2). Not retried on EINTR: Linux has already released the number (and on Darwin

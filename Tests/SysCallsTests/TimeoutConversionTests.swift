@@ -36,3 +36,29 @@ struct TimeoutConversionTests {
         #expect(negative.tv_nsec == 0)
     }
 }
+
+@Suite("Duration to nanoseconds (the one conversion)")
+struct NanosecondConversionTests {
+    @Test(
+        "Sys.nanoseconds drops sub-nanoseconds, maps negatives to 0, saturates at 2^63 - 1",
+        arguments: [
+            (Duration.zero, UInt64(0)),
+            (.nanoseconds(1), 1),
+            (.nanoseconds(-1), 0),
+            (.seconds(-3), 0),
+            (.milliseconds(1500), 1_500_000_000),
+            (.seconds(9_223_372_036), 9_223_372_036_000_000_000),
+            (.seconds(9_223_372_037), UInt64(Int64.max)),
+            (.seconds(Int64.max), UInt64(Int64.max)),
+        ])
+    func nanoseconds(_ duration: Duration, _ expected: UInt64) {
+        #expect(Sys.nanoseconds(duration) == expected)
+    }
+
+    @Test("a saturated duration added to a monotonic reading does not overflow")
+    func saturatedAddsSafely() {
+        let sum = Sys.monotonicNanoseconds().addingReportingOverflow(
+            Sys.nanoseconds(.seconds(Int64.max)))
+        #expect(!sum.overflow)
+    }
+}
