@@ -19,6 +19,23 @@ extension IOVector {
     }
 }
 
+// The gathered send is declared here, beside `IOVector`, rather than in SysCalls: a
+// SysCalls signature naming `iovec` makes a whole-module (release) build of a client that
+// also uses `IOVector`'s initializers lose sight of them (Swift 6.3.1).
+extension Sys {
+    /// One gathered send from `vectors` (sendmsg(2), so it never raises SIGPIPE, unlike
+    /// writev(2)); may send fewer bytes than given.
+    @inlinable
+    public static func sendv(
+        _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<IOVector>
+    ) throws(Errno) -> IOResult<Int> {
+        var message = msghdr()
+        message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
+        message.msg_iovlen = vectors.count
+        return try sendmsg(fd, &message)
+    }
+}
+
 /// Which direction `shutdown` closes.
 public enum ShutdownDirection: Sendable {
     /// No more reads (SHUT_RD).

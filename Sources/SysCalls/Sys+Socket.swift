@@ -128,18 +128,6 @@ extension Sys {
         }
     }
 
-    /// One gathered send from `vectors` (sendmsg(2), so it never raises SIGPIPE, unlike
-    /// writev(2)); may send fewer bytes than given.
-    @inlinable
-    public static func sendv(
-        _ fd: FileDescriptor, _ vectors: UnsafeBufferPointer<iovec>
-    ) throws(Errno) -> IOResult<Int> {
-        var message = msghdr()
-        message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
-        message.msg_iovlen = vectors.count
-        return try sendmsg(fd, &message)
-    }
-
     /// shutdown(2) of the sending side (SHUT_WR): the peer reads end of file.
     public static func shutdownWrite(_ fd: FileDescriptor) throws(Errno) {
         try shutdown(fd, Int32(SHUT_WR))
