@@ -127,14 +127,26 @@ extension RedisServer {
         }
     }
 
-    /// The client to cut off next: the one that went longest without the kernel taking its
-    /// bytes; among equals, the one whose cutting off gives back most (held output and the
-    /// orphaned values its replies reference).
+    /// The client to cut off next: among those with reply bytes unsent (any holding output if
+    /// none has: a client that read all its replies keeps only a few kilobytes of
+    /// bookkeeping), the one that went longest without the kernel taking its bytes; among
+    /// equals, the one whose cutting off gives back most (held output and the orphaned
+    /// values its replies reference).
     private func nextVictim() -> ClientOutput<Backend>? {
         var victim: ClientOutput<Backend>?
+        var victimHasUnsent = false
         for case let client? in clients where client.accounted > 0 {
+            let hasUnsent = client.unsentBytes > 0
             guard let chosen = victim else {
                 victim = client
+                victimHasUnsent = hasUnsent
+                continue
+            }
+            if hasUnsent != victimHasUnsent {
+                if hasUnsent {
+                    victim = client
+                    victimHasUnsent = true
+                }
                 continue
             }
             if client.lastProgress < chosen.lastProgress

@@ -53,6 +53,74 @@ extension MiniRedisTests {
     }
 
     @Test(
+        "values overwritten or deleted under a stalled reply count against --max-output-memory; the staller is cut off, a reader is not"
+    )
+    func orphanedValuesCountAgainstGlobalCap() throws {
+        let cap = 8 << 20
+        let size = 3 << 20
+        try withServer(["--max-output-memory", "\(cap)"]) { server, tracker in
+            let setter = try RedisRawClient(port: server.port, tracker: tracker, timeout: 30)
+            defer { setter.close() }
+            let values = (0..<3).map { Self.pattern(size, seed: UInt64(10 + $0)) }
+            for (index, value) in values.enumerated() {
+                setter.send(Self.setRequest("k\(index)", value))
+                #expect(setter.reply() == .status("OK"))
+            }
+            // Goes first in the stalled reply, so that the values after it stay queued
+            // whatever the kernel takes.
+            setter.send(Self.setRequest("pad", Self.pattern(Self.kernelSoak + (2 << 20), seed: 9)))
+            #expect(setter.reply() == .status("OK"))
+            // A client that read a big reply whole (so it has output state), then idles.
+            let reader = try RedisRawClient(port: server.port, tracker: tracker, timeout: 30)
+            defer { reader.close() }
+            reader.command("GET", "k0")
+            let readWhole = reader.reply() == .bulk(values[0])
+            #expect(readWhole, "GET k0 came back whole")
+
+            // Asked for and not read: the server holds about a watermark of it, and the rest
+            // stays in the key space, referenced by the queued reply.
+            let stalled = try stalledClient(
+                ["MGET", "pad", "k0", "k1", "k2"], server, tracker, observer: setter)
+            defer { stalled.close() }
+            var stats = outputStats(setter)
+            expectOrphaned(stats, values: 0, size: size)
+            let held = stats["held"] ?? .max
+            #expect(held < 2 << 20, "held \(held): about one watermark")
+
+            // Overwritten, then deleted: 6 MiB that only the stalled reply keeps alive, plus
+            // what it holds: under the 8 MiB cap.
+            let replacement = Self.pattern(size, seed: 99)
+            setter.send(Self.setRequest("k2", replacement))
+            #expect(setter.reply() == .status("OK"))
+            stats = outputStats(setter)
+            expectOrphaned(stats, values: 1, size: size)
+            #expect(stats["clients"] == 2, "nobody cut off yet: \(stats)")
+            setter.command("DEL", "k1")
+            #expect(setter.reply() == .integer(1))
+            stats = outputStats(setter)
+            expectOrphaned(stats, values: 2, size: size)
+            #expect(stats["clients"] == 2, "nobody cut off yet: \(stats)")
+
+            // A third: 9 MiB orphaned is past the cap. The stalled client goes, which lets go
+            // of every value it referenced.
+            setter.send(Self.setRequest("k0", replacement))
+            #expect(setter.reply() == .status("OK"))
+            stats = outputStats(setter)
+            expectOrphaned(stats, values: 0, size: size)
+            #expect(stats["clients"] == 1, "the stalled client was cut off: \(stats)")
+            #expect(stalled.waitForClose(), "the stalled client was closed")
+
+            // The reader, which went longer without the kernel taking its bytes but has none
+            // unsent, is still served.
+            reader.command("PING")
+            #expect(reader.reply() == .status("PONG"))
+            reader.command("GET", "k0")
+            let updated = reader.reply() == .bulk(replacement)
+            #expect(updated, "GET k0 gives the new value")
+        }
+    }
+
+    @Test(
         "an orphaned value counts once however many replies reference it, until the last is read"
     )
     func orphanedValueCountedOnceUntilRead() throws {
