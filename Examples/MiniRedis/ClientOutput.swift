@@ -10,10 +10,10 @@ import Selector
 /// shared with the key space, so queueing one copies nothing and a later SET does not change
 /// a reply already queued. Each such reference pins the value (`PinnedValue`) until the piece
 /// is written or dropped, so that a value the key space let go of meanwhile is counted as
-/// reply memory (`OrphanLedger`). `pump` feeds the pieces into the connection only while its output
-/// is under the high watermark; the connection's drain callback pumps again. So however large
-/// a reply, the server holds about one watermark of copied bytes per client, and a client that
-/// reads gets it all.
+/// reply memory (`OrphanLedger`). `pump` feeds the pieces into the connection only while its
+/// output is under the high watermark; the connection's drain callback pumps again. So however
+/// large a reply, the server holds about one watermark of copied bytes per client, and a
+/// client that reads gets it all.
 final class ClientOutput<Backend: EventSelector> {
     /// Server-built bytes that go before `value` (ending at `ownedEnd` in `owned`), then a
     /// slice of a stored value's storage (empty `storage`: none).

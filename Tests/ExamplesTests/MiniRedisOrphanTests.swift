@@ -53,7 +53,7 @@ extension MiniRedisTests {
     }
 
     @Test(
-        "values overwritten or deleted under a stalled reply count against --max-output-memory; the staller is cut off, a reader is not"
+        "orphaned values count toward --max-output-memory: the staller is cut off, not a reader"
     )
     func orphanedValuesCountAgainstGlobalCap() throws {
         let cap = 8 << 20
