@@ -8,10 +8,12 @@ import Selector
 /// output passed its high watermark) is queued as pieces: bytes the server built (headers,
 /// small values) in `owned`, and references to stored values, which are copy-on-write arrays
 /// shared with the key space, so queueing one copies nothing and a later SET does not change
-/// a reply already queued. `pump` feeds the pieces into the connection only while its output
-/// is under the high watermark; the connection's drain callback pumps again. So however large
-/// a reply, the server holds about one watermark of copied bytes per client, and a client that
-/// reads gets it all.
+/// a reply already queued. Each such reference pins the value (`PinnedValue`) until the piece
+/// is written or dropped, so that a value the key space let go of meanwhile is counted as
+/// reply memory (`OrphanLedger`). `pump` feeds the pieces into the connection only while its
+/// output is under the high watermark; the connection's drain callback pumps again. So however
+/// large a reply, the server holds about one watermark of copied bytes per client, and a
+/// client that reads gets it all.
 final class ClientOutput<Backend: EventSelector> {
     /// Server-built bytes that go before `value` (ending at `ownedEnd` in `owned`), then a
     /// slice of a stored value's storage (empty `storage`: none).
@@ -20,9 +22,9 @@ final class ClientOutput<Backend: EventSelector> {
         var storage: [UInt8]
         var start: Int
         var count: Int
-        /// Whether `storage` is a copy made for this reply (ECHO of a big argument) rather
-        /// than storage shared with the key space.
-        var isCopy: Bool
+        /// The stored value `storage` belongs to, pinned by this piece; nil when `storage` is
+        /// a copy made for this reply (ECHO of a big argument) or empty.
+        var pinned: PinnedValue?
     }
 
     /// The client.
@@ -78,20 +80,39 @@ final class ClientOutput<Backend: EventSelector> {
         owned.append(contentsOf: bytes)
     }
 
-    /// Queues `count` bytes of `storage` from `start`, after the owned bytes so far.
-    func append(storage: [UInt8], start: Int, count: Int, isCopy: Bool) {
+    /// Queues `count` bytes of a copy made for this reply from `start`, after the owned bytes
+    /// so far.
+    func append(copy storage: [UInt8], start: Int, count: Int) {
+        pieces.append(
+            Piece(ownedEnd: owned.count, storage: storage, start: start, count: count, pinned: nil))
+        queuedValueBytes += count
+        copiedBytes += storage.count
+    }
+
+    /// Queues `count` bytes of a stored value from `start`, after the owned bytes so far;
+    /// `value` must be pinned for this piece, which unpins it once written or dropped.
+    func append(pinned value: PinnedValue, start: Int, count: Int) {
         pieces.append(
             Piece(
-                ownedEnd: owned.count, storage: storage, start: start, count: count, isCopy: isCopy)
-        )
+                ownedEnd: owned.count, storage: value.storage, start: start, count: count,
+                pinned: value))
         queuedValueBytes += count
-        if isCopy { copiedBytes += storage.count }
     }
 
     /// Ends the queue with the owned bytes appended since the last value.
     func closeOwnedRun() {
         guard owned.count > (pieces.last?.ownedEnd ?? 0) else { return }
-        append(storage: [], start: 0, count: 0, isCopy: false)
+        append(copy: [], start: 0, count: 0)
+    }
+
+    /// Bytes of orphaned values (`PinnedValue.isOrphaned`) that this client's queued pieces
+    /// reference, each value once per piece: what cutting it off may give back.
+    var orphanedBytesPinned: Int {
+        var total = 0
+        for index in head..<pieces.count {
+            if let value = pieces[index].pinned, value.isOrphaned { total += value.size }
+        }
+        return total
     }
 
     /// Writes pieces into the connection until its output passes `highWatermark` (then the
@@ -124,8 +145,13 @@ final class ClientOutput<Backend: EventSelector> {
                 queuedValueBytes -= length
                 continue
             }
-            if pieces[head].isCopy { copiedBytes -= pieces[head].storage.count }
             // Let go of the value now, not when the whole queue is done.
+            if let value = pieces[head].pinned {
+                pieces[head].pinned = nil
+                value.unpin()
+            } else {
+                copiedBytes -= pieces[head].storage.count
+            }
             pieces[head].storage = []
             head += 1
             valueSent = 0
@@ -133,8 +159,10 @@ final class ClientOutput<Backend: EventSelector> {
         reset()
     }
 
-    /// Drops everything queued (the connection is closing).
+    /// Drops everything queued (the connection is closing), unpinning the values it
+    /// referenced.
     func reset() {
+        for index in head..<pieces.count { pieces[index].pinned?.unpin() }
         // Small queues keep their storage, so streaming one big value after another costs
         // no allocation for the bookkeeping.
         pieces.removeAll(keepingCapacity: pieces.capacity <= 16)

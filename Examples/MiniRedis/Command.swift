@@ -1,5 +1,6 @@
-/// The commands mini-redis knows, with Redis's names and arities.
-enum Command {
+/// The commands mini-redis knows, with Redis's names and arities (COMMAND COUNT counts
+/// `allCases`).
+enum Command: CaseIterable {
     case ping, echo, get, set, del, exists, incr, decr, incrby, decrby, mget, mset
     case expire, pexpire, ttl, pttl, persist, dbsize, flushall, command, config, select, quit
     case debug

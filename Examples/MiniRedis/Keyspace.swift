@@ -7,6 +7,10 @@
 /// costs none when it fits. Keys with a deadline are also listed densely in `expiring`, which
 /// the active sweep samples at random (as Redis samples its expires dictionary).
 ///
+/// A value that queued replies stream from is pinned (`PinnedValue`, kept in its entry); when
+/// the key space lets go of a pinned value (replaced, removed, flushed) it is orphaned and
+/// counts in `orphans` until the replies are written.
+///
 /// Times are milliseconds on the monotonic clock.
 struct Keyspace {
     struct Entry {
@@ -18,6 +22,9 @@ struct Keyspace {
         var expiresAt: Int64
         /// Position in `expiring`, or -1 without a deadline.
         var expiringIndex: Int32
+        /// The pin record of `bytes` once a reply streamed the value (nil for values never
+        /// streamed: small ones never are). Dropped whenever `bytes` changes or goes.
+        var pinned: PinnedValue?
     }
 
     /// Entry index + 1 in the low 32 bits (0: empty slot), the hash's high 32 bits above it.
@@ -28,6 +35,8 @@ struct Keyspace {
     private var expiring: [Int32] = []
     private let seed: UInt64
     private var randomState: UInt64
+    /// Values let go of while queued replies still referenced them.
+    let orphans = OrphanLedger()
 
     /// An empty key space; the hash seed is random so colliding keys cannot be precomputed.
     init() {
@@ -101,10 +110,28 @@ struct Keyspace {
         entries[entry].bytes.count - entries[entry].keyLength
     }
 
-    /// The storage holding the value of `entry` (shared, copy-on-write: changing the entry
-    /// later leaves this copy as it is) and where in it the value starts.
-    func valueStorage(at entry: Int) -> (storage: [UInt8], start: Int) {
-        (entries[entry].bytes, entries[entry].keyLength)
+    /// Pins the value of `entry` for one queued reply piece: its storage (shared,
+    /// copy-on-write: changing the entry later leaves it as it is) and where in it the value
+    /// starts. The piece must `unpin()` it once written or dropped.
+    mutating func pinValue(at entry: Int) -> (value: PinnedValue, start: Int) {
+        let pinned: PinnedValue
+        if let existing = entries[entry].pinned {
+            pinned = existing
+        } else {
+            pinned = PinnedValue(storage: entries[entry].bytes, ledger: orphans)
+            entries[entry].pinned = pinned
+        }
+        pinned.pin()
+        return (pinned, entries[entry].keyLength)
+    }
+
+    /// Lets go of the pin record of `entry` before its storage changes or goes: orphans the
+    /// value if replies still pin it, and leaves the entry's storage unshared otherwise.
+    @inline(__always)
+    private mutating func unpinStorage(of entry: Int) {
+        guard let pinned = entries[entry].pinned else { return }
+        entries[entry].pinned = nil
+        pinned.orphan()
     }
 
     /// Adds `key` (known absent, with `hash`) holding `value`; returns its entry.
@@ -127,7 +154,9 @@ struct Keyspace {
         }
         let entry = entries.count
         entries.append(
-            Entry(bytes: bytes, keyLength: key.count, hash: hash, expiresAt: 0, expiringIndex: -1))
+            Entry(
+                bytes: bytes, keyLength: key.count, hash: hash, expiresAt: 0, expiringIndex: -1,
+                pinned: nil))
         var index = Int(truncatingIfNeeded: hash) & mask
         while slots[index] != 0 { index = (index + 1) & mask }
         slots[index] = (hash >> 32) << 32 | UInt64(entry + 1)
@@ -136,6 +165,7 @@ struct Keyspace {
 
     /// Replaces the value of `entry`, reusing its storage when the new value fits.
     mutating func replaceValue(at entry: Int, with value: UnsafeRawBufferPointer) {
+        unpinStorage(of: entry)
         let keyLength = entries[entry].keyLength
         let needed = keyLength + value.count
         let capacity = entries[entry].bytes.capacity
@@ -178,6 +208,7 @@ struct Keyspace {
 
     /// Removes `entry`; the last entry moves into its place.
     mutating func remove(at entry: Int) {
+        unpinStorage(of: entry)
         removeSlot(of: entry)
         let position = entries[entry].expiringIndex
         if position >= 0 { removeFromExpiring(Int(position)) }
@@ -194,6 +225,7 @@ struct Keyspace {
 
     /// Drops every key.
     mutating func removeAll() {
+        for entry in entries.indices { unpinStorage(of: entry) }
         entries = []
         expiring = []
         slots = Array(repeating: 0, count: 16)

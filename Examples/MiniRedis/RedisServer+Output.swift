@@ -15,8 +15,13 @@ import Selector
 // - Soft limit: unsent output above it for the soft seconds, with the kernel taking none of
 //   the client's bytes all that time, cuts it off. A client that keeps reading makes progress
 //   and is never cut off, however large the reply.
-// - Global limit: when the held output of all clients together passes it, the clients that
-//   went longest without the kernel taking their bytes are cut off until it fits.
+// - Orphaned values: a stored value that queued replies stream from and that the key space
+//   then let go of (SET over it, DEL, expiry, FLUSHALL…) lives on only for those replies. Its
+//   storage is reply memory too, counted once however many replies reference it, until the
+//   last of them is written or dropped (`PinnedValue`, `OrphanLedger`).
+// - Global limit: when the held output of all clients together plus the orphaned values
+//   passes it, the clients that went longest without the kernel taking their bytes are cut
+//   off until it fits (cutting a client off drops its replies, and so its pins).
 extension RedisServer {
     /// Begins (or continues) streaming the current command's reply for `connection`, first
     /// appending a bulk header for `header` bytes if given. Replies gathered so far go
@@ -53,11 +58,19 @@ extension RedisServer {
             || output(of: connection)?.hasPieces == true
     }
 
-    /// After a batch of commands: accounts the client's output if it has any.
+    /// After a batch of commands: accounts the client's output if it has any, and enforces
+    /// the global limit if the batch orphaned values past it.
     @inline(__always)
     func noteOutput(of connection: Connection<Backend>) {
+        if isOverOutputMemory { enforceGlobalLimit() }
         guard connection.userInfo != 0 || connection.pendingOutputBytes > 0 else { return }
         noteQueuedOutput(of: connection)
+    }
+
+    /// Whether the reply memory (held output and orphaned values) passed the global limit.
+    @inline(__always)
+    var isOverOutputMemory: Bool {
+        heldTotal &+ keyspace.orphans.bytes > limits.maxOutputMemory
     }
 
     @inline(never)
@@ -93,7 +106,7 @@ extension RedisServer {
             cutOff(client)
             return false
         }
-        if heldTotal > limits.maxOutputMemory { enforceGlobalLimit() }
+        if isOverOutputMemory { enforceGlobalLimit() }
         return client.connection.isOpen
     }
 
@@ -103,27 +116,48 @@ extension RedisServer {
         client.connection.abort()
     }
 
-    /// Recounts every client, then cuts off those that went longest without the kernel
-    /// taking their bytes (the largest first among equals) until the total fits.
+    /// Recounts every client, then cuts off clients (`nextVictim`) until the held output and
+    /// the orphaned values together fit; cutting one off unpins what its replies referenced.
+    @inline(never)
     private func enforceGlobalLimit() {
         recount()
-        while heldTotal > limits.maxOutputMemory {
-            var victim: ClientOutput<Backend>?
-            for case let client? in clients where client.accounted > 0 {
-                guard let chosen = victim else {
-                    victim = client
-                    continue
-                }
-                if client.lastProgress < chosen.lastProgress
-                    || (client.lastProgress == chosen.lastProgress
-                        && client.accounted > chosen.accounted)
-                {
-                    victim = client
-                }
-            }
-            guard let victim else { break }
+        while isOverOutputMemory {
+            guard let victim = nextVictim() else { break }
             cutOff(victim)
         }
+    }
+
+    /// The client to cut off next: among those with reply bytes unsent (any holding output if
+    /// none has: a client that read all its replies keeps only a few kilobytes of
+    /// bookkeeping), the one that went longest without the kernel taking its bytes; among
+    /// equals, the one whose cutting off gives back most (held output and the orphaned
+    /// values its replies reference).
+    private func nextVictim() -> ClientOutput<Backend>? {
+        var victim: ClientOutput<Backend>?
+        var victimHasUnsent = false
+        for case let client? in clients where client.accounted > 0 {
+            let hasUnsent = client.unsentBytes > 0
+            guard let chosen = victim else {
+                victim = client
+                victimHasUnsent = hasUnsent
+                continue
+            }
+            if hasUnsent != victimHasUnsent {
+                if hasUnsent {
+                    victim = client
+                    victimHasUnsent = true
+                }
+                continue
+            }
+            if client.lastProgress < chosen.lastProgress
+                || (client.lastProgress == chosen.lastProgress
+                    && client.accounted + client.orphanedBytesPinned
+                        > chosen.accounted + chosen.orphanedBytesPinned)
+            {
+                victim = client
+            }
+        }
+        return victim
     }
 
     /// Sets every client's `accounted` to what it holds now.
@@ -159,11 +193,12 @@ extension RedisServer {
             }
         }
         for client in victims { cutOff(client) }
-        if heldTotal > limits.maxOutputMemory { enforceGlobalLimit() }
+        if isOverOutputMemory { enforceGlobalLimit() }
     }
 
     /// DEBUG OUTPUTSTATS: the clients with output state, their held and unsent output
-    /// (recounted now), and the limits, so tests can check them from outside.
+    /// (recounted now), the orphaned values (bytes and count), and the limits, so tests can
+    /// check them from outside.
     func outputStatistics() {
         recount()
         var unsent = 0
@@ -175,6 +210,8 @@ extension RedisServer {
         var text = "clients: \(live)\n"
         text += "held: \(heldTotal)\n"
         text += "unsent: \(unsent)\n"
+        text += "orphaned: \(keyspace.orphans.bytes)\n"
+        text += "orphaned values: \(keyspace.orphans.values)\n"
         text += "max output memory: \(limits.maxOutputMemory)\n"
         Array(text.utf8).withUnsafeBytes { reply.bulk($0) }
     }

@@ -8,7 +8,9 @@ import SysCalls
 /// `maxmemory-clients`, adapted to streamed replies (see `RedisServer+Output.swift`): what a
 /// client's replies make the server hold beyond the stored values they share (bytes queued
 /// in its connection, bytes built for queued replies, copies) is its *held* output; all reply
-/// bytes the kernel has not taken yet, shared values included, are its *unsent* output.
+/// bytes the kernel has not taken yet, shared values included, are its *unsent* output. A
+/// shared value the key space has since let go of is *orphaned* (`PinnedValue`): reply memory
+/// of no one client, counted once against the global limit.
 struct ServerLimits {
     /// Largest bulk string (`--max-bulk`, default 64 MiB; Redis allows 512 MB).
     var maxBulk = 64 << 20
@@ -23,8 +25,9 @@ struct ServerLimits {
     /// How long a client may stay above the soft limit without the kernel taking any of its
     /// bytes, in nanoseconds (`--output-soft-seconds`, default 60; fractions allowed).
     var outputSoftNanoseconds: UInt64 = 60_000_000_000
-    /// Held output of all clients together beyond which those that went longest without
-    /// taking bytes are cut off (`--max-output-memory`, default 1 GiB).
+    /// Held output of all clients together, plus the orphaned values their replies still
+    /// reference, beyond which those that went longest without taking bytes are cut off
+    /// (`--max-output-memory`, default 1 GiB).
     var maxOutputMemory = 1 << 30
     /// Queued output at which a connection stops reading and further pieces of a reply wait.
     var highWatermark = 1 << 20
@@ -166,12 +169,12 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
             return
         }
         let client = startStreaming(connection, header: value.count)
-        client.append(storage: Array(value), start: 0, count: value.count, isCopy: true)
+        client.append(copy: Array(value), start: 0, count: value.count)
         reply.append("\r\n")
     }
 
     /// Replies with the value of `entry`; a big one (or any but a tiny one once the reply
-    /// streams) is queued as a reference to the stored value, not copied.
+    /// streams) is queued as a reference to the stored value, which it pins, not copied.
     @inline(__always)
     func sendValue(at entry: Int, on connection: Connection<Backend>) {
         let count = keyspace.valueCount(at: entry)
@@ -180,8 +183,8 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
             return
         }
         let client = startStreaming(connection, header: count)
-        let (storage, start) = keyspace.valueStorage(at: entry)
-        client.append(storage: storage, start: start, count: count, isCopy: false)
+        let (value, start) = keyspace.pinValue(at: entry)
+        client.append(pinned: value, start: start, count: count)
         reply.append("\r\n")
     }
 
@@ -284,7 +287,7 @@ final class RedisServer<Backend: EventSelector>: ConnectionDelegate {
         if sub.matches("docs") || sub.matches("info") || sub.matches("list") {
             reply.arrayHeader(0)
         } else if sub.matches("count") {
-            reply.integer(23)
+            reply.integer(Int64(Command.allCases.count))
         } else {
             unknownSubcommand(sub, of: "COMMAND")
         }

@@ -20,8 +20,11 @@
 // whose held output (what its replies make the server hold beyond the stored values they
 // share) passes the hard limit is cut off at once; one whose unsent output stays above the
 // soft limit while the kernel takes none of it for the soft seconds is cut off; and when the
-// held output of all clients passes --max-output-memory, the clients that went longest without
-// taking bytes are cut off until it fits. A client that keeps reading is never cut off.
+// held output of all clients, plus the stored values that were overwritten or deleted while
+// queued replies still reference them (each counted once), passes --max-output-memory, the
+// clients that went longest without taking bytes are cut off until it fits. A client that
+// keeps reading is never cut off (unless the values its own replies still reference, after
+// others overwrote them, pass the global limit by themselves).
 import ExampleSupport
 import Net
 import Reactor
@@ -41,9 +44,10 @@ let usage = """
       --output-soft-limit    a client with more reply bytes unsent than this ...
       --output-soft-seconds  ... that takes none of them for this long is cut off (defaults
                              16 MiB and 60 s; fractions of a second allowed)
-      --max-output-memory    reply memory of all clients together; past it the clients that
-                             went longest without reading are cut off (default 1 GiB, at
-                             least 2 MiB)
+      --max-output-memory    reply memory of all clients together, including values
+                             overwritten or deleted while replies still reference them; past
+                             it the clients that went longest without reading are cut off
+                             (default 1 GiB, at least 2 MiB)
     A client that keeps reading is never cut off, however large its replies.
     """
 let arguments = ServerArguments(

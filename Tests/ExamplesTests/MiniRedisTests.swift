@@ -94,6 +94,7 @@ struct MiniRedisTests {
             (["CONFIG", "GET", "maxmemory"], "(empty array)"),
             (["COMMAND"], "(empty array)"),
             (["COMMAND", "DOCS"], "(empty array)"),
+            (["COMMAND", "COUNT"], "(integer) 24"),
             (["SELECT", "0"], "OK"),
             (
                 ["NOSUCH", "x", "y"],
