@@ -185,6 +185,11 @@ csys_io_uring_sqe_set_poll_mask(struct io_uring_sqe *sqe, uint32_t mask) {
 #endif
     sqe->poll32_events = mask;
 }
+/// Sets the operation's flag word (cancel_flags, timeout_flags, msg_flags, ...: one union).
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_op_flags(struct io_uring_sqe *sqe, uint32_t flags) {
+    sqe->rw_flags = flags;
+}
 
 // The epoll_event struct is packed on x86_64; these keep Swift away from its layout.
 static inline uint32_t csys_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
