@@ -15,7 +15,7 @@ import SysCalls
 /// Ownership: the ring has one owner, the thread that calls `select`. The registry (any
 /// thread) never touches the ring: it records the wanted state in a locked table, indexed by
 /// descriptor number, and marks the descriptor dirty; at the start of each `select` the owner
-/// turns dirty entries into submissions (a poll removal of the old request, a new poll), which
+/// turns dirty entries into submissions (a cancel of the old request, a new poll), which
 /// the same `io_uring_enter` submits and waits with. A registry change or a wake while the
 /// owner is blocked rings an internal eventfd (the doorbell) that an IORING_OP_READ keeps
 /// watched, so the wait ends; the same `select` applies the change and waits again. Wakers
@@ -70,7 +70,7 @@ public final class URingSelector: EventSelector {
         } catch  where error == .EINVAL {
             ring = try URing(entries: 256, completionEntries: 4096)
         }
-        let needed = [IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_READ]
+        let needed = [IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_READ]
         if try !ring.supports(needed) {
             throw Errno(Errno.ENOSYS.code, call: "io_uring (poll and read operations)")
         }
@@ -197,8 +197,13 @@ public final class URingSelector: EventSelector {
         throw Errno(Errno.EAGAIN.code, call: "io_uring_enter (submission ring full)")
     }
 
-    /// Turns every dirty entry into submissions: removes the poll armed now (if any), arms a
+    /// Turns every dirty entry into submissions: cancels the poll armed now (if any), arms a
     /// new one with the next generation (if still registered). Lock held.
+    ///
+    /// IORING_OP_ASYNC_CANCEL, not IORING_OP_POLL_REMOVE: a poll whose completion work is
+    /// pending (it fired since the last enter; with deferred task work, that is common) cannot
+    /// be disarmed, and POLL_REMOVE then answers EALREADY and leaves it armed; a cancel marks
+    /// it cancelled and it ends when that work runs.
     private func applyChanges() throws(Errno) {
         for fd in shared.dirty {
             let index = Int(fd)
@@ -207,7 +212,7 @@ public final class URingSelector: EventSelector {
             if entry.armed != 0 {
                 let sqe = try submission()
                 csys_io_uring_prep(
-                    sqe, UInt8(IORING_OP_POLL_REMOVE.rawValue), -1,
+                    sqe, UInt8(IORING_OP_ASYNC_CANCEL.rawValue), -1,
                     Self.userData(index, entry.armed), 0, 0, Self.removalData)
                 entry.armed = 0
             }
@@ -436,7 +441,7 @@ public final class URingSelector: EventSelector {
             }
         }
 
-        /// Stops watching `fd` (its poll request is removed at the next `select`; a completion
+        /// Stops watching `fd` (its poll request is cancelled at the next `select`; a completion
         /// still in flight is dropped). ENOENT if `fd` is not registered.
         public func deregister(_ fd: FileDescriptor) throws(Errno) {
             try change(fd, "deregister (io_uring)") { entry in entry.registered = false }

@@ -33,6 +33,28 @@ struct URingSelectorTests {
         }
     }
 
+    @Test("deregister cancels a poll that fired since the last select: its file is released")
+    func deregisterReleasesAFiredPoll() throws {
+        try Backend.uring.run { _ in
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            let selector = try URingSelector()
+            let (a, b) = try unixPair(fds)
+            try selector.register(a, token: 1, interest: .readable)
+            var events = Events(capacity: 8)
+            try selector.select(into: &events, timeout: .zero)  // arms the poll
+            try send(b)
+            #expect(waitReadable(a, milliseconds: 1000))
+            // The poll fired; its completion work waits for the next enter. POLL_REMOVE would
+            // answer EALREADY and leave it armed, holding `a` open.
+            try selector.deregister(a)
+            fds.close(a)
+            try expectNoEvent(selector, token: 1, for: .milliseconds(100))
+            let after = Result { try readOnce(b) }
+            #expect((try? after.get()) != .wouldBlock, "the closed peer is still open: \(after)")
+        }
+    }
+
     @Test("a completion posted before reregister is reported under the new token only")
     func lateCompletionAfterReregisterCarriesNewToken() throws {
         try Backend.uring.run { _ in
