@@ -1,7 +1,7 @@
 // chat-server: a line-based chat room on Selector and Net alone — no Reactor — to show that
 // the lower layers stand on their own.
 //
-//     swift run -c release chat-server [--host 127.0.0.1] [--port 8080] [--backend epoll|poll|kqueue]
+//     swift run -c release chat-server [--host 127.0.0.1] [--port 8080] [--backend epoll|poll|kqueue|uring]
 //                                      [--max-line 65536] [--max-backlog 1048576]
 //                                      [--max-open-files N]
 //
@@ -18,7 +18,7 @@ import Synchronization
 import SysCalls
 
 let usage = """
-    usage: chat-server [--host H] [--port P] [--backend epoll|poll|kqueue] [--max-line BYTES]
+    usage: chat-server [--host H] [--port P] [--backend epoll|poll|kqueue|uring] [--max-line BYTES]
                        [--max-backlog BYTES] [--max-open-files N]
     """
 let arguments = ServerArguments(
@@ -78,6 +78,7 @@ do {
     #endif
     #if os(Linux)
     case "epoll": signal = try serve(EpollSelector.self, limits: limits)
+    case "uring": signal = try serve(URingSelector.self, limits: limits)
     #endif
     default: signal = try serve(DefaultSelector.self, limits: limits)
     }

@@ -12,16 +12,17 @@
 // Readiness is edge-triggered: after each event the loop accepts, reads or writes until the
 // kernel answers would-block, and tolerates partial reads and writes.
 //
-//     swift run delays [--unit-ms 1000] [--backend epoll|poll|kqueue]
+//     swift run delays [--unit-ms 1000] [--backend epoll|poll|kqueue|uring]
 import CSysCalls
 import Selector
 import SysCalls
 
 let usage = """
-    usage: delays [--unit-ms N] [--backend epoll|poll|kqueue]
+    usage: delays [--unit-ms N] [--backend epoll|poll|kqueue|uring]
       --unit-ms N        milliseconds per delay unit (default 1000)
-      --backend NAME     selector backend: epoll, poll or kqueue (kqueue: Darwin/BSD, or
-                         builds with the Kqueue trait); default: the platform's best
+      --backend NAME     selector backend: epoll, poll, kqueue or uring (kqueue: Darwin/BSD,
+                         or builds with the Kqueue trait; uring: Linux io_uring); default: the
+                         platform's best
       -h, --help         print this help
     """
 
@@ -253,9 +254,9 @@ while let flag = arguments.popFirst() {
         else { usageError("--unit-ms needs a whole number of milliseconds, 0…60000") }
         unitMs = value
     case "--backend":
-        guard let value = arguments.popFirst(), ["epoll", "poll", "kqueue"].contains(value) else {
-            usageError("--backend needs epoll, poll or kqueue")
-        }
+        guard let value = arguments.popFirst(),
+            ["epoll", "poll", "kqueue", "uring"].contains(value)
+        else { usageError("--backend needs epoll, poll, kqueue or uring") }
         #if !(canImport(Darwin) || Kqueue)
         if value == "kqueue" {
             usageError(
@@ -278,6 +279,7 @@ do throws(Errno) {
     #endif
     #if os(Linux)
     case "epoll": try runDemo(EpollSelector.self, unitMs: unitMs)
+    case "uring": try runDemo(URingSelector.self, unitMs: unitMs)
     #endif
     default: try runDemo(DefaultSelector.self, unitMs: unitMs)
     }

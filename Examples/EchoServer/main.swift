@@ -1,7 +1,7 @@
 // echo-server: every byte a client sends comes back, on the Reactor.
 //
 //     swift run -c release echo-server [--host 127.0.0.1] [--port 7000] [--threads N]
-//                                      [--backend epoll|poll|kqueue] [--max-open-files N]
+//                                      [--backend epoll|poll|kqueue|uring] [--max-open-files N]
 //
 // With --threads N, N reactors share the port through SO_REUSEPORT. --max-open-files lowers
 // the soft RLIMIT_NOFILE (to try the descriptor-limit handling). Prints where it listens;
@@ -14,7 +14,7 @@ import SysCalls
 
 let usage = """
     usage: echo-server [--host H] [--port P] [--threads N]
-                       [--backend epoll|poll|kqueue] [--max-open-files N]
+                       [--backend epoll|poll|kqueue|uring] [--max-open-files N]
     """
 let arguments = ServerArguments(defaultPort: 7000, usage: usage, extraFlags: ["max-open-files"])
 

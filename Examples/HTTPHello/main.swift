@@ -1,7 +1,7 @@
 // http-hello: a minimal HTTP/1.1 server on the Reactor that answers "Hello, World!".
 //
 //     swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads N]
-//                                     [--backend epoll|poll|kqueue] [--max-header-bytes 8192]
+//                                     [--backend epoll|poll|kqueue|uring] [--max-header-bytes 8192]
 //                                     [--max-body-bytes 1048576] [--idle-timeout 60]
 //                                     [--header-timeout 10]
 //
@@ -27,7 +27,7 @@ import Synchronization
 import SysCalls
 
 let usage = """
-    usage: http-hello [--host H] [--port P] [--threads N] [--backend epoll|poll|kqueue]
+    usage: http-hello [--host H] [--port P] [--threads N] [--backend epoll|poll|kqueue|uring]
                       [--max-header-bytes N] [--max-body-bytes N] [--idle-timeout SECONDS]
                       [--header-timeout SECONDS]
     """

@@ -60,13 +60,17 @@ public struct ServerArguments: Sendable {
 }
 
 /// The `--backend` names this build knows: kqueue only where the platform has it (Darwin, the
-/// BSDs) or the package was built with the Kqueue trait (Linux, libkqueue).
+/// BSDs) or the package was built with the Kqueue trait (Linux, libkqueue); uring (io_uring,
+/// readiness mode) on Linux, where the kernel may still refuse it when the server starts.
 public var backendNames: [String] {
+    var names = ["epoll", "poll"]
     #if canImport(Darwin) || Kqueue
-    ["epoll", "poll", "kqueue"]
-    #else
-    ["epoll", "poll"]
+    names.append("kqueue")
     #endif
+    #if os(Linux)
+    names.append("uring")
+    #endif
+    return names
 }
 
 /// Why `name` cannot be a `--backend` in this build, or nil if it can.

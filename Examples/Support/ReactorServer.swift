@@ -41,6 +41,7 @@ public func runReactorServer(
         #endif
         #if os(Linux)
         case "epoll": stop = try startGroup(EpollSelector.self, name, arguments, service).stop
+        case "uring": stop = try startGroup(URingSelector.self, name, arguments, service).stop
         #endif
         default: stop = try startGroup(DefaultSelector.self, name, arguments, service).stop
         }

@@ -7,8 +7,9 @@ import Testing
 // MARK: - Reuse and errors (21–27)
 
 extension Scenarios {
-    /// 21. Close a registered (and ready) descriptor without deregistering, open a new one on
-    /// the same number, register it with a new token: no event carries the old token.
+    /// 21. Close a registered (armed by a `select`, and ready) descriptor without deregistering,
+    /// open a new one on the same number, register it with a new token: no event carries the
+    /// old token.
     ///
     /// epoll tracks open file descriptions, so the close removed the old registration; poll
     /// tracks numbers and must notice that the number now names another file.
@@ -18,6 +19,8 @@ extension Scenarios {
         let selector = try S()
         let (a, b) = try unixPair(fds)
         try selector.register(a, token: 1, interest: .readable)
+        var armed = Events(capacity: 8)
+        try selector.select(into: &armed, timeout: .zero)
         try send(b)
         fds.close(a)
         // The lowest free number is `a`'s, unless a test running in parallel took it first; the

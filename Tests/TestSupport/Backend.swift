@@ -11,6 +11,11 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
     /// kqueue: the system's on Darwin and the BSDs; libkqueue on Linux (the Kqueue trait).
     case kqueue
     #endif
+    #if os(Linux)
+    /// io_uring in readiness mode (multishot poll). Where the kernel or a seccomp policy
+    /// refuses io_uring, its test cases are cancelled with "io_uring unavailable: <errno>".
+    case uring
+    #endif
 
     /// Every backend available on this platform.
     public static var all: [Backend] { allCases }
@@ -23,6 +28,9 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
         #if canImport(Darwin) || Kqueue
         case .kqueue: KqueueSelector.backendName
         #endif
+        #if os(Linux)
+        case .uring: URingSelector.backendName
+        #endif
         }
     }
 
@@ -34,11 +42,15 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
         #if canImport(Darwin) || Kqueue
         case .kqueue: KqueueSelector.self
         #endif
+        #if os(Linux)
+        case .uring: URingSelector.self
+        #endif
         }
     }
 
     /// Runs `scenario` against this backend's selector type inside `checkingDescriptorLeaks`
-    /// (with that function's `grace` and `scope`).
+    /// (with that function's `grace` and `scope`). Cancels the test case, saying why, where
+    /// the backend is refused at run time (`unavailability`).
     public func run(
         grace: Duration = .seconds(10), scope: LeakScope = .all,
         sourceLocation: SourceLocation = #_sourceLocation,
@@ -47,10 +59,50 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
         #if Kqueue && !canImport(Darwin)
         if self == .kqueue { _ = Self.libkqueueStarted }
         #endif
+        if let unavailability { try Test.cancel(Comment(rawValue: unavailability)) }
+        #if os(Linux)
+        defer { if self == .uring { Self.absorbRingExitWork() } }
+        #endif
         try checkingDescriptorLeaks(grace: grace, scope: scope, sourceLocation: sourceLocation) {
             try scenario(selectorType)
         }
     }
+
+    #if os(Linux)
+    /// A closed io_uring ring sends task work (TWA_SIGNAL) to every thread that submitted to it,
+    /// a few milliseconds later (`URingSelector.close()`), which cuts that thread's next
+    /// blocking call short with EINTR. Swift Testing runs the next test on the same worker
+    /// thread, so a timing test of another backend would see it: sleep here (at most 50 ms)
+    /// until it has been taken.
+    private static func absorbRingExitWork() {
+        // Returns early (EINTR, reported as 0 ready) once the task work has run.
+        _ = try? Sys.poll(UnsafeMutableBufferPointer(start: nil, count: 0), timeoutMilliseconds: 50)
+    }
+    #endif
+
+    /// Why this backend cannot run here (e.g. "io_uring unavailable: io_uring_setup: Operation
+    /// not permitted (EPERM)"), or nil when it can.
+    public var unavailability: String? {
+        #if os(Linux)
+        if self == .uring, let refusal = Self.uringRefusal {
+            return "io_uring unavailable: \(refusal)"
+        }
+        #endif
+        return nil
+    }
+
+    #if os(Linux)
+    /// What the kernel answered to a first `URingSelector()`, or nil if it made one. Asked once,
+    /// before any leak check (the probe's descriptors are closed again at once).
+    private static let uringRefusal: Errno? = {
+        do throws(Errno) {
+            _ = try URingSelector()
+            return nil
+        } catch {
+            return error
+        }
+    }()
+    #endif
 
     #if Kqueue && !canImport(Darwin)
     /// libkqueue opens two descriptors for the process's lifetime with its first kqueue (the

@@ -12,11 +12,19 @@ public enum BackendException: Sendable {
     /// kqueue has no out-of-band filter that every kqueue implements (libkqueue none):
     /// `.priority` interest is accepted and never reported (scenario 15).
     case noPriorityEvents
+    /// io_uring's poll request holds a reference to its file: a descriptor closed without
+    /// deregistering once its poll was armed stays open in the kernel (the peer sees no close)
+    /// and keeps reporting events under its token, until it is deregistered by its old number
+    /// (which releases the file) or the selector closes (scenario 3).
+    case closedDescriptorStaysWatched
 
     /// Whether the backend `S` has this exception on this platform.
     public func applies<S: EventSelector>(to _: S.Type) -> Bool {
+        if self == .closedDescriptorStaysWatched { return S.backendName == "uring" }
         guard S.backendName == "kqueue" else { return false }
         switch self {
+        case .closedDescriptorStaysWatched:
+            return false
         case .socketErrorConsumedByEvent:
             #if canImport(Darwin)
             return false

@@ -108,6 +108,89 @@ static inline int csys_accept4(int fd, struct sockaddr *addr, socklen_t *len, in
 
 static inline int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
+// io_uring(7): the kernel's structs and constants, the three system calls by number (glibc has
+// no wrappers), the ordered loads and stores the shared rings need, and SQE field stores
+// (Swift cannot name the members of the SQE's anonymous unions portably).
+#include <linux/io_uring.h>
+#include <string.h>
+
+#ifndef __NR_io_uring_setup
+#define __NR_io_uring_setup 425
+#endif
+#ifndef __NR_io_uring_enter
+#define __NR_io_uring_enter 426
+#endif
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
+
+_Static_assert(sizeof(struct io_uring_sqe) == 64, "io_uring_sqe is 64 bytes");
+_Static_assert(sizeof(struct io_uring_cqe) == 16, "io_uring_cqe is 16 bytes");
+
+/// io_uring_setup(2): the ring's descriptor, or -1/errno.
+static inline int csys_io_uring_setup(unsigned entries, struct io_uring_params *params) {
+    return (int)syscall(__NR_io_uring_setup, entries, params);
+}
+/// io_uring_enter(2) as a raw system call: submitted count, or -errno (the wait is the hot
+/// path: no cancellation point, no thread-local errno).
+static inline __attribute__((always_inline)) int csys_io_uring_enter(int fd, unsigned to_submit,
+                                                                     unsigned min_complete,
+                                                                     unsigned flags,
+                                                                     const void *arg,
+                                                                     size_t arg_size) {
+    return (int)csys_raw_syscall6(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
+                                  (long)arg, (long)arg_size);
+}
+/// io_uring_register(2): the opcode's result, or -1/errno.
+static inline int csys_io_uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
+    return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
+}
+
+// The rings' heads and tails are shared with the kernel: the consumer of a ring loads the
+// producer's index with acquire (the entries it guards are then visible) and publishes its own
+// with release (its reads or writes of the entries happen before). liburing's
+// io_uring_smp_load_acquire / io_uring_smp_store_release.
+static inline __attribute__((always_inline)) uint32_t csys_load_acquire_u32(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline __attribute__((always_inline)) void csys_store_release_u32(uint32_t *p,
+                                                                         uint32_t value) {
+    __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
+/// A flag word the kernel updates (READ_ONCE): no ordering, but never torn or cached.
+static inline __attribute__((always_inline)) uint32_t csys_load_relaxed_u32(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/// Fills `sqe` (zeroed first) like liburing's io_uring_prep_rw.
+static inline __attribute__((always_inline)) void csys_io_uring_prep(struct io_uring_sqe *sqe,
+                                                                     uint8_t opcode, int fd,
+                                                                     uint64_t addr, uint32_t len,
+                                                                     uint64_t offset,
+                                                                     uint64_t user_data) {
+    memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = opcode;
+    sqe->fd = fd;
+    sqe->off = offset;
+    sqe->addr = addr;
+    sqe->len = len;
+    sqe->user_data = user_data;
+}
+/// Sets a poll request's event mask (the 32-bit form, word-swapped on big-endian machines as
+/// the kernel expects).
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_poll_mask(struct io_uring_sqe *sqe, uint32_t mask) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    mask = (mask << 16) | (mask >> 16);
+#endif
+    sqe->poll32_events = mask;
+}
+/// Sets the operation's flag word (cancel_flags, timeout_flags, msg_flags, ...: one union).
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_op_flags(struct io_uring_sqe *sqe, uint32_t flags) {
+    sqe->rw_flags = flags;
+}
+
 // The epoll_event struct is packed on x86_64; these keep Swift away from its layout.
 static inline uint32_t csys_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
 static inline uint64_t csys_epoll_event_u64(const struct epoll_event *ev) { return ev->data.u64; }

@@ -1,0 +1,487 @@
+#if os(Linux)
+import CSysCalls
+import Synchronization
+import SysCalls
+
+/// The Linux io_uring backend in readiness mode: one multishot IORING_OP_POLL_ADD per
+/// registration, edge-triggered (io_uring's default for poll requests), read from the
+/// completion ring.
+///
+/// ```swift
+/// let selector = try URingSelector()   // throws ENOSYS / EPERM where io_uring is refused
+/// try selector.register(socket, token: 7, interest: .readable)
+/// ```
+///
+/// Ownership: the ring has one owner, the thread that calls `select`. The registry (any
+/// thread) never touches the ring: it records the wanted state in a locked table, indexed by
+/// descriptor number, and marks the descriptor dirty; at the start of each `select` the owner
+/// turns dirty entries into submissions (a cancel of the old request, a new poll), which
+/// the same `io_uring_enter` submits and waits with. A registry change or a wake while the
+/// owner is blocked rings an internal eventfd (the doorbell) that an IORING_OP_READ keeps
+/// watched, so the wait ends; the same `select` applies the change and waits again. Wakers
+/// are flags: a wake raises its flag and rings the doorbell only when the owner is blocked, so
+/// wakes before a `select` cost no system call and coalesce.
+///
+/// Each poll request carries the descriptor number and a generation in its user data; a
+/// completion whose generation is not the one armed now (the request was removed or replaced:
+/// removal is asynchronous, so completions may still arrive after `deregister`) is dropped.
+/// A multishot poll the kernel ends (a completion without IORING_CQE_F_MORE, e.g. after the
+/// completion ring overflowed) is armed again. Timeouts are io_uring_enter's own
+/// (IORING_ENTER_EXT_ARG with a timespec, nanosecond precision).
+///
+/// Behaviour, the same as `EpollSelector` unless said here:
+/// - A poll request holds a reference to its file: a descriptor closed without deregistering
+///   stays open in the kernel (a socket sends no FIN) and keeps reporting events under its
+///   token until it is deregistered (deregister by the old number works, even after close),
+///   its number is registered again for another file (the stale request is removed), or the
+///   selector closes. Deregister before closing, as with every backend.
+/// - Registration takes effect at the next `select` (the registry checks the descriptor at
+///   once: EBADF, EEXIST and ENOENT are reported by the call itself).
+public final class URingSelector: EventSelector {
+    /// `"uring"`.
+    public static var backendName: String { "uring" }
+
+    /// True: poll requests are edge-triggered and signal each arrival of data, as EPOLLET.
+    public static var shortReadMeansDrained: Bool { true }
+
+    private let ring: URing
+    private let shared: Shared
+    /// Where the doorbell's IORING_OP_READ writes the eventfd counter.
+    private let doorbellCount: UnsafeMutablePointer<UInt64>
+    // Owner-only state (the thread that selects; `makeWaker` is called there too).
+    @exclusivity(unchecked) private var wakers: [WakeFlag] = []
+    @exclusivity(unchecked) private var doorbellArmed = false
+
+    /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
+    /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
+    ///
+    /// The ring is created disabled, single-issuer, with deferred task work (Linux 6.1; older
+    /// kernels get a plain ring): the first `select` enables it, which binds it to that
+    /// thread. Deferred task work means completions are processed inside the owner's
+    /// `io_uring_enter` only, so io_uring never interrupts the owner's other blocking calls
+    /// (a plain ring signals the submitting thread with task work, and a blocked epoll_wait or
+    /// poll on it returns EINTR).
+    public init() throws(Errno) {
+        let deferred =
+            UInt32(IORING_SETUP_SINGLE_ISSUER) | UInt32(IORING_SETUP_DEFER_TASKRUN)
+            | UInt32(IORING_SETUP_R_DISABLED)
+        do throws(Errno) {
+            ring = try URing(entries: 256, completionEntries: 4096, flags: deferred)
+        } catch  where error == .EINVAL {
+            ring = try URing(entries: 256, completionEntries: 4096)
+        }
+        let needed = [IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_READ]
+        if try !ring.supports(needed) {
+            throw Errno(Errno.ENOSYS.code, call: "io_uring (poll and read operations)")
+        }
+        shared = Shared(doorbell: SharedDescriptor(try Sys.eventfd()))
+        doorbellCount = .allocate(capacity: 1)
+        doorbellCount.initialize(to: 0)
+    }
+
+    deinit {
+        close()
+        // The doorbell read still in flight can no longer complete with data: every descriptor
+        // of its eventfd is closed, and the ring's teardown cancels it.
+        doorbellCount.deallocate()
+    }
+
+    /// The thread-safe registration handle.
+    public var registry: Registry { Registry(shared: shared) }
+
+    /// Applies pending registrations, submits them and waits in one `io_uring_enter`, then
+    /// translates completions into `events` (the neutral compact records; nothing allocated).
+    /// Wake-ups that bring no event (a registry change, a dropped late completion) wait again
+    /// for the rest of the timeout.
+    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
+        events.clear()
+        if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring_enter") }
+        let deadline = timeout.flatMap { $0 > .zero ? ContinuousClock.now + $0 : nil }
+        var remaining = timeout
+        if ring.isDisabled { try ring.enable() }
+        while true {
+            // Paired with Shared.notify and Waker.wake: either they see `polling` and ring the
+            // doorbell, or the loads below see their change or flag.
+            shared.polling.store(true, ordering: .sequentiallyConsistent)
+            if shared.changed.exchange(false, ordering: .sequentiallyConsistent) {
+                try shared.lock.withLock { () throws(Errno) in try applyChanges() }
+            }
+            if !doorbellArmed { try armDoorbell() }
+            let result: URing.EnterResult
+            if remaining != .zero && !wakerRaised() && !ring.hasCompletions {
+                result = try ring.enter(waitingFor: 1, timeout: remaining)
+            } else if ring.unsubmitted > 0 || !ring.hasCompletions || ring.completionsOverflowed {
+                // Submits, and runs the kernel's pending completion work.
+                result = try ring.enter(waitingFor: 0, timeout: nil)
+            } else {
+                result = .entered
+            }
+            shared.polling.store(false, ordering: .relaxed)
+            try collect(into: &events)
+            if !events.isEmpty || remaining == .zero { return }
+            if result == .timedOut || result == .interrupted { return }
+            if let deadline {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero { return }
+                remaining = left
+            }
+        }
+    }
+
+    /// A waker reporting `token` (readable): a flag the owner checks in every `select`.
+    public func makeWaker(token: Token) throws(Errno) -> Waker {
+        try shared.doorbell.withDescriptor("makeWaker") { _ in }
+        let flag = WakeFlag(token: token)
+        wakers.append(flag)
+        return Waker(shared: shared, flag: flag)
+    }
+
+    /// Closes the doorbell and the ring, cancelling every poll request first (which releases
+    /// the files they hold); registry and wakers then throw EBADF.
+    ///
+    /// A few milliseconds later the kernel's ring teardown runs task work on the thread that
+    /// selected (io_uring's exit work reaches every thread that submitted to the ring): a
+    /// blocking call that thread makes meanwhile returns early with EINTR, once.
+    public func close() {
+        if shared.doorbell.isClosed { return }
+        shared.doorbell.close()
+        quiesce()
+        ring.close()
+    }
+
+    /// Cancels every request in flight (IORING_OP_ASYNC_CANCEL, IORING_ASYNC_CANCEL_ANY) and
+    /// runs their completion work in this thread's own `io_uring_enter`. Otherwise the closing
+    /// ring hands that work to the owner thread as task work, which cuts the thread's next
+    /// blocking call short (EINTR). Only the owner may enter a single-issuer ring; elsewhere
+    /// (or on a ring never enabled, which has nothing in flight) this does nothing.
+    private func quiesce() {
+        if ring.isDisabled { return }
+        guard let sqe = try? submission() else { return }
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_ASYNC_CANCEL.rawValue), -1, 0, 0, 0, Self.removalData)
+        csys_io_uring_sqe_set_op_flags(sqe, UInt32(IORING_ASYNC_CANCEL_ANY))
+        // The cancellation's own completion, then the cancelled requests' (posted by the
+        // completion work that the second enter runs).
+        guard (try? ring.enter(waitingFor: 1, timeout: .milliseconds(100))) != nil else { return }
+        _ = try? ring.enter(waitingFor: 0, timeout: nil)
+        _ = try? ring.reapCompletions { _ in true }
+    }
+
+    // MARK: - Owner: submissions
+
+    /// User data: the descriptor number in the low 32 bits, the poll's generation in the high
+    /// 32. Internal requests use descriptor `internalTag`.
+    static let internalTag: UInt64 = 0xFFFF_FFFF
+    static let doorbellData: UInt64 = 1 << 32 | internalTag
+    static let removalData: UInt64 = 2 << 32 | internalTag
+
+    @inline(__always)
+    static func userData(_ fd: Int, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(truncatingIfNeeded: fd))
+    }
+
+    @inline(__always)
+    static func pollMask(_ interest: Interest) -> UInt32 {
+        var bits: UInt32 = 0
+        if interest.contains(.readable) { bits |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
+        if interest.contains(.writable) { bits |= EPOLLOUT.rawValue }
+        if interest.contains(.priority) { bits |= EPOLLPRI.rawValue }
+        return bits
+    }
+
+    /// A free submission entry, submitting what is prepared first if the ring is full.
+    private func submission() throws(Errno) -> UnsafeMutablePointer<io_uring_sqe> {
+        if let sqe = ring.nextSubmission() { return sqe }
+        _ = try ring.enter(waitingFor: 0, timeout: nil, getEvents: false)
+        if let sqe = ring.nextSubmission() { return sqe }
+        throw Errno(Errno.EAGAIN.code, call: "io_uring_enter (submission ring full)")
+    }
+
+    /// Turns every dirty entry into submissions: cancels the poll armed now (if any), arms a
+    /// new one with the next generation (if still registered). Lock held.
+    ///
+    /// IORING_OP_ASYNC_CANCEL, not IORING_OP_POLL_REMOVE: a poll whose completion work is
+    /// pending (it fired since the last enter; with deferred task work, that is common) cannot
+    /// be disarmed, and POLL_REMOVE then answers EALREADY and leaves it armed; a cancel marks
+    /// it cancelled and it ends when that work runs.
+    private func applyChanges() throws(Errno) {
+        for fd in shared.dirty {
+            let index = Int(fd)
+            var entry = shared.entries[index]
+            entry.dirty = false
+            if entry.armed != 0 {
+                let sqe = try submission()
+                csys_io_uring_prep(
+                    sqe, UInt8(IORING_OP_ASYNC_CANCEL.rawValue), -1,
+                    Self.userData(index, entry.armed), 0, 0, Self.removalData)
+                entry.armed = 0
+            }
+            if entry.registered {
+                entry.generation = entry.generation &+ 1 == 0 ? 1 : entry.generation &+ 1
+                let sqe = try submission()
+                csys_io_uring_prep(
+                    sqe, UInt8(IORING_OP_POLL_ADD.rawValue), fd, 0,
+                    UInt32(IORING_POLL_ADD_MULTI), 0, Self.userData(index, entry.generation))
+                csys_io_uring_sqe_set_poll_mask(sqe, Self.pollMask(entry.interest))
+                entry.armed = entry.generation
+            }
+            shared.entries[index] = entry
+        }
+        shared.dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// Keeps an 8-byte read pending on the doorbell eventfd: it completes (and ends a wait)
+    /// when another thread rings, and empties the counter in doing so.
+    private func armDoorbell() throws(Errno) {
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_READ.rawValue), shared.doorbell.raw.rawValue,
+            UInt64(UInt(bitPattern: doorbellCount)), 8, 0, Self.doorbellData)
+        doorbellArmed = true
+    }
+
+    // MARK: - Owner: completions
+
+    @inline(__always)
+    private func wakerRaised() -> Bool {
+        for flag in wakers where flag.raised.load(ordering: .sequentiallyConsistent) {
+            return true
+        }
+        return false
+    }
+
+    /// Reports raised wakers, then translates completions until `events` is full (the rest
+    /// stay in the ring for the next `select`).
+    private func collect(into events: inout Events) throws(Errno) {
+        let hasCompletions = ring.hasCompletions
+        if !hasCompletions && !wakerRaised() { return }
+        try events.fill(format: .neutral) { (raw) throws(Errno) -> Int in
+            let base = raw.baseAddress!
+            let capacity = raw.count / EventRecordFormat.neutral.stride
+            var count = 0
+            for flag in wakers where count < capacity {
+                if flag.raised.load(ordering: .relaxed)
+                    && flag.raised.exchange(false, ordering: .acquiringAndReleasing)
+                {
+                    EventRecords.storeNeutral(
+                        Event(token: flag.token, readiness: .readable), at: count, in: base)
+                    count += 1
+                }
+            }
+            if hasCompletions {
+                try shared.lock.withLock { () throws(Errno) in
+                    try reap(into: base, capacity: capacity, count: &count)
+                }
+            }
+            return count
+        }
+    }
+
+    /// Consumes completions into neutral records at `base`. Lock held.
+    @inline(__always)
+    private func reap(into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int)
+        throws(Errno)
+    {
+        try ring.reapCompletions { (completion) throws(Errno) -> Bool in
+            let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
+            let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
+            if completion.userData & Self.internalTag == Self.internalTag {
+                if completion.userData == Self.doorbellData { doorbellArmed = false }
+                return true
+            }
+            // Stale: removed or replaced since (or never known: not ours). A dirty entry's
+            // completions are dropped too: the registry changed it since (another thread, while
+            // the owner waited), and the poll the owner arms for it next reports what is ready.
+            guard fd < shared.entries.count, shared.entries[fd].armed == generation,
+                !shared.entries[fd].dirty
+            else { return true }
+            if count == capacity { return false }
+            if completion.flags & UInt32(IORING_CQE_F_MORE) == 0 {
+                // The kernel ended the multishot poll; a result >= 0 asks for a new one (an
+                // error, e.g. EBADF for a number closed before the poll was armed, does not).
+                shared.entries[fd].armed = 0
+                if completion.result >= 0 { shared.markDirty(Int32(fd)) }
+            }
+            if completion.result > 0 {
+                let readiness = EpollSelector.readiness(UInt32(bitPattern: completion.result))
+                EventRecords.storeNeutral(
+                    Event(token: shared.entries[fd].token, readiness: readiness), at: count,
+                    in: base)
+                count += 1
+            }
+            return true
+        }
+    }
+
+    // MARK: - Shared state
+
+    /// One descriptor number's registration. The registry writes the wanted state; the owner
+    /// writes `armed` and `generation`. Lock held for both.
+    struct Entry {
+        var token = Token(0)
+        var interest: Interest = []
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+        var registered = false
+        /// In `Shared.dirty`, waiting for the owner.
+        var dirty = false
+        /// The generation of the poll request armed now, or 0.
+        var armed: UInt32 = 0
+        /// The last generation handed out for this number.
+        var generation: UInt32 = 0
+    }
+
+    /// What the selector, its registries and wakers share.
+    // @unchecked Sendable invariant: `entries` and `dirty` are only read or written with
+    // `lock` held; everything else is immutable or atomic.
+    final class Shared: @unchecked Sendable {
+        /// The eventfd that ends the owner's wait; closed means the selector is closed.
+        let doorbell: SharedDescriptor
+        let lock = Lock()
+        /// Some entry is dirty.
+        let changed = Atomic<Bool>(false)
+        /// The owner is (about to be) blocked in io_uring_enter.
+        let polling = Atomic<Bool>(false)
+        /// Indexed by descriptor number.
+        @exclusivity(unchecked) var entries: [Entry] = []
+        /// Descriptor numbers whose entries changed since the owner last applied them.
+        @exclusivity(unchecked) var dirty: [Int32] = []
+
+        init(doorbell: SharedDescriptor) { self.doorbell = doorbell }
+
+        /// Queues `fd` for the owner. Lock held.
+        func markDirty(_ fd: Int32) {
+            if entries[Int(fd)].dirty { return }
+            entries[Int(fd)].dirty = true
+            dirty.append(fd)
+            changed.store(true, ordering: .sequentiallyConsistent)
+        }
+
+        /// Rings the doorbell if the owner is blocked. Lock not held.
+        func notify(_ doorbellFD: FileDescriptor) {
+            if polling.load(ordering: .sequentiallyConsistent) {
+                _ = try? Sys.eventfdWrite(doorbellFD, 1)
+            }
+        }
+    }
+
+    /// A waker's raised flag and token.
+    final class WakeFlag: Sendable {
+        let token: Token
+        let raised = Atomic<Bool>(false)
+        init(token: Token) { self.token = token }
+    }
+
+    /// The error for a descriptor the table does not hold: EBADF if it is not open (as epoll
+    /// says), ENOENT otherwise.
+    static func unknown(_ fd: FileDescriptor, call: StaticString) -> Errno {
+        if fd.rawValue < 0 { return Errno(Errno.EBADF.code, call: call) }
+        do throws(Errno) {
+            _ = try Sys.fstat(fd)
+            return Errno(Errno.ENOENT.code, call: call)
+        } catch {
+            return Errno(error.code, call: call)
+        }
+    }
+
+    // MARK: - Registry
+
+    /// Records registrations from any thread in the locked table; the owner arms them.
+    public struct Registry: SelectorRegistry {
+        let shared: Shared
+
+        /// Registers `fd`. EEXIST if it is registered (unless its number now names another
+        /// file, closed without deregistering: that stale registration is replaced), EBADF if
+        /// it is not open, EINVAL if `interest` is empty.
+        public func register(_ fd: FileDescriptor, token: Token, interest: Interest)
+            throws(Errno)
+        {
+            let call: StaticString = "register (io_uring)"
+            try interest.validate(call)
+            try shared.doorbell.withDescriptor(call) { (doorbellFD) throws(Errno) in
+                if fd.rawValue < 0 { throw Errno(Errno.EBADF.code, call: call) }
+                let identity: (device: UInt64, inode: UInt64)
+                do throws(Errno) { identity = try Sys.fstat(fd) } catch {
+                    throw Errno(error.code, call: call)
+                }
+                try shared.lock.withLock { () throws(Errno) in
+                    let index = Int(fd.rawValue)
+                    if index >= shared.entries.count {
+                        shared.entries.append(
+                            contentsOf: repeatElement(
+                                Entry(), count: index + 1 - shared.entries.count))
+                    }
+                    let old = shared.entries[index]
+                    if old.registered && old.device == identity.device
+                        && old.inode == identity.inode
+                    {
+                        throw Errno(Errno.EEXIST.code, call: call)
+                    }
+                    shared.entries[index].registered = true
+                    shared.entries[index].token = token
+                    shared.entries[index].interest = interest
+                    shared.entries[index].device = identity.device
+                    shared.entries[index].inode = identity.inode
+                    shared.markDirty(fd.rawValue)
+                }
+                shared.notify(doorbellFD)
+            }
+        }
+
+        /// Replaces token and interest (a new poll request replaces the old). ENOENT if `fd` is
+        /// not registered.
+        public func reregister(_ fd: FileDescriptor, token: Token, interest: Interest)
+            throws(Errno)
+        {
+            let call: StaticString = "reregister (io_uring)"
+            try interest.validate(call)
+            try change(fd, call) { entry in
+                entry.token = token
+                entry.interest = interest
+            }
+        }
+
+        /// Stops watching `fd` (its poll request is cancelled at the next `select`; a completion
+        /// still in flight is dropped). ENOENT if `fd` is not registered.
+        public func deregister(_ fd: FileDescriptor) throws(Errno) {
+            try change(fd, "deregister (io_uring)") { entry in entry.registered = false }
+        }
+
+        private func change(
+            _ fd: FileDescriptor, _ call: StaticString, _ body: (inout Entry) -> Void
+        ) throws(Errno) {
+            try shared.doorbell.withDescriptor(call) { (doorbellFD) throws(Errno) in
+                let known = shared.lock.withLock { () -> Bool in
+                    let index = Int(fd.rawValue)
+                    guard index >= 0, index < shared.entries.count,
+                        shared.entries[index].registered
+                    else { return false }
+                    body(&shared.entries[index])
+                    shared.markDirty(fd.rawValue)
+                    return true
+                }
+                if !known { throw URingSelector.unknown(fd, call: call) }
+                shared.notify(doorbellFD)
+            }
+        }
+    }
+
+    // MARK: - Waker
+
+    /// Raises its flag from any thread; rings the doorbell only if the owner is blocked.
+    public struct Waker: SelectorWaker {
+        let shared: Shared
+        let flag: WakeFlag
+
+        /// Makes the owner's current or next `select` report the waker's token. Throws EBADF
+        /// once the selector is closed.
+        public func wake() throws(Errno) {
+            try shared.doorbell.withDescriptor("wake (io_uring)") { (doorbellFD) throws(Errno) in
+                if !flag.raised.exchange(true, ordering: .sequentiallyConsistent) {
+                    shared.notify(doorbellFD)
+                }
+            }
+        }
+    }
+}
+#endif
