@@ -1,7 +1,7 @@
 // mini-redis: a RESP2 server for string keys on the Reactor, enough for redis-cli and
 // redis-benchmark.
 //
-//     swift run -c release mini-redis [--host 127.0.0.1] [--port 6379] [--backend epoll|poll|kqueue]
+//     swift run -c release mini-redis [--host 127.0.0.1] [--port 6379] [--backend epoll|poll|kqueue|uring]
 //                                     [--max-bulk BYTES] [--output-hard-limit BYTES]
 //                                     [--output-soft-limit BYTES] [--output-soft-seconds S]
 //                                     [--max-output-memory BYTES]
@@ -33,7 +33,7 @@ import Synchronization
 import SysCalls
 
 let usage = """
-    usage: mini-redis [--host H] [--port P] [--backend epoll|poll|kqueue] [--threads 1]
+    usage: mini-redis [--host H] [--port P] [--backend epoll|poll|kqueue|uring] [--threads 1]
                       [--max-bulk BYTES] [--output-hard-limit BYTES]
                       [--output-soft-limit BYTES] [--output-soft-seconds S]
                       [--max-output-memory BYTES]

@@ -49,8 +49,8 @@ public final class URingSelector: EventSelector {
     /// Where the doorbell's IORING_OP_READ writes the eventfd counter.
     private let doorbellCount: UnsafeMutablePointer<UInt64>
     // Owner-only state (the thread that selects; `makeWaker` is called there too).
-    @exclusivity(unchecked) private var wakers: [WakeFlag] = []
-    @exclusivity(unchecked) private var doorbellArmed = false
+    private var wakers: [WakeFlag] = []
+    private var doorbellArmed = false
 
     /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
     /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
@@ -343,9 +343,9 @@ public final class URingSelector: EventSelector {
         /// The owner is (about to be) blocked in io_uring_enter.
         let polling = Atomic<Bool>(false)
         /// Indexed by descriptor number.
-        @exclusivity(unchecked) var entries: [Entry] = []
+        var entries: [Entry] = []
         /// Descriptor numbers whose entries changed since the owner last applied them.
-        @exclusivity(unchecked) var dirty: [Int32] = []
+        var dirty: [Int32] = []
 
         init(doorbell: SharedDescriptor) { self.doorbell = doorbell }
 
