@@ -20,7 +20,7 @@ public final class SharedDescriptor: Sendable {
     /// A second descriptor closed together with `raw` (a pipe's other end), or nil.
     public let companion: FileDescriptor?
     // Bit 0: closed. Bits 1…: number of users inside `withDescriptor`, times 2.
-    private let state = Atomic<Int>(0)
+    @usableFromInline let state = Atomic<Int>(0)
 
     /// Takes ownership of `raw`, and of `companion` if given: `close()` closes both.
     public init(_ raw: FileDescriptor, companion: FileDescriptor? = nil) {
@@ -36,6 +36,7 @@ public final class SharedDescriptor: Sendable {
     }
 
     /// True once `close()` has been called.
+    @inlinable
     public var isClosed: Bool { state.load(ordering: .acquiring) & 1 != 0 }
 
     /// Runs `body` with the descriptor, or throws EBADF (tagged `call`) if it is closed.

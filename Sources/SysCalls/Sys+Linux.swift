@@ -41,9 +41,27 @@ extension Sys {
     /// falling back to epoll_wait with the timeout rounded *up* to whole milliseconds, so a
     /// 0.4 ms wait sleeps 1 ms rather than spinning at 0. EINTR returns 0 events: the
     /// caller's loop recomputes its deadline.
+    @inlinable
     public static func epollWait(
         _ epfd: FileDescriptor, into buffer: UnsafeMutableBufferPointer<epoll_event>,
         timeout: Duration?
+    ) throws(Errno) -> Int {
+        // No timeout (a busy or an idle loop with no timer): the raw call, inlined.
+        guard let timeout else {
+            let n = csys_epoll_wait(
+                epfd.rawValue, buffer.baseAddress, Int32(clamping: buffer.count), -1)
+            if n >= 0 { return Int(n) }
+            if n == -EINTR { return 0 }
+            throw Errno(-n, call: "epoll_wait")
+        }
+        return try epollWait(epfd, into: buffer, timed: timeout)
+    }
+
+    /// `epollWait` with a timeout.
+    @usableFromInline
+    static func epollWait(
+        _ epfd: FileDescriptor, into buffer: UnsafeMutableBufferPointer<epoll_event>,
+        timed timeout: Duration?
     ) throws(Errno) -> Int {
         let capacity = Int32(clamping: buffer.count)
         var n: Int32
