@@ -128,10 +128,16 @@ extension PipeWakeTests {
             let selector = try EpollSelector()
             let before = openDescriptors()
             let waker = try selector.makeWaker(token: 7, kind: .pipe)
+            // New, or a number that now names another file (a test running alongside may have
+            // closed what it named before): a pipe, open for reading.
             let readEnd = try #require(
-                openDescriptors().keys.filter { before[$0] == nil }.first {
-                    (try? Sys.fcntl(FileDescriptor($0), F_GETFL)).map { $0 & O_ACCMODE == O_RDONLY }
-                        ?? false
+                openDescriptors().filter {
+                    before[$0.key] != $0.value && $0.value.hasPrefix("pipe:")
+                }
+                .keys.first {
+                    (try? Sys.fcntl(FileDescriptor($0), F_GETFL)).map {
+                        $0 & O_ACCMODE == O_RDONLY
+                    } ?? false
                 })
             for _ in 0..<70_000 { try waker.wake() }
             var queued = 0
