@@ -3,9 +3,12 @@ import Synchronization
 import SysCalls
 
 extension Reactor {
-    /// A task queued from another thread; runs on the reactor's thread with the reactor.
-    struct Task: Sendable {
-        let run: @Sendable (Reactor<Backend>) -> Void
+    /// Work queued from any thread; runs on the reactor's thread during a turn.
+    enum QueuedWork: Sendable {
+        /// `Handle.execute`'s closure, given the reactor.
+        case closure(@Sendable (Reactor<Backend>) -> Void)
+        /// A Swift concurrency job enqueued on the handle as an executor.
+        case job(UnownedJob)
     }
 
     /// The Sendable face of a reactor: queue work and stop it from any thread.
@@ -19,7 +22,7 @@ extension Reactor {
         private let waker: Backend.Waker
         private let lock = Lock()
         // Invariant: `tasks` is only read or written with `lock` held.
-        nonisolated(unsafe) private var tasks: [Task] = []
+        nonisolated(unsafe) private var tasks: [QueuedWork] = []
         /// Tasks pending and stop requested, in one word the loop reads once per turn.
         let signals: LoopSignals
         private let closed = Atomic<Bool>(false)
@@ -37,14 +40,22 @@ extension Reactor {
             if closed.load(ordering: .acquiring) {
                 throw Errno(Errno.EBADF.code, call: "execute (reactor closed)")
             }
+            try queue(.closure(body))
+        }
+
+        /// Appends `work` and wakes the loop if it is the first of a batch.
+        func queue(_ work: QueuedWork) throws(Errno) {
             let wasEmpty = lock.withLock {
-                tasks.append(Task(run: body))
+                tasks.append(work)
                 return tasks.count == 1
             }
             signals.raise(LoopSignals.tasks)
             // One wake per batch: later tasks ride on the wake already in flight.
             if wasEmpty { try waker.wake() }
         }
+
+        /// True once the reactor is gone: queued work would never run.
+        var isClosed: Bool { closed.load(ordering: .acquiring) }
 
         /// Runs `body` on the reactor's thread `delay` from now (on the reactor's clock).
         public func schedule(
@@ -60,13 +71,11 @@ extension Reactor {
             try? waker.wake()
         }
 
-        func takeTasks() -> [Task] {
+        /// Moves the queued work into `batch` (empty, its capacity kept from the last time), so
+        /// that a steady stream of tasks or jobs allocates nothing.
+        func takeTasks(into batch: inout [QueuedWork]) {
             signals.lower(LoopSignals.tasks)
-            return lock.withLock {
-                let taken = tasks
-                tasks = []
-                return taken
-            }
+            lock.withLock { swap(&tasks, &batch) }
         }
 
         func markClosed() { closed.store(true, ordering: .releasing) }

@@ -28,6 +28,8 @@ public final class Reactor<Backend: EventSelector> {
 
     // Touched only on the reactor's thread; a timer's action is popped before it runs.
     private var timers = TimerQueue<TimerAction>()
+    /// The batch of queued work being run (its storage reused from turn to turn).
+    private var taskBatch: [QueuedWork] = []
     /// True while `shutdown()` runs: a handler's `deregistered` that calls `shutdown()` again
     /// (directly or by stopping the loop) returns at once instead of re-entering it.
     private var isShuttingDown = false
@@ -340,7 +342,17 @@ public final class Reactor<Backend: EventSelector> {
 
     @inline(never)
     private func runTasks() {
-        for task in handle.takeTasks() { task.run(self) }
+        handle.takeTasks(into: &taskBatch)
+        for work in taskBatch {
+            switch work {
+            case .closure(let body): body(self)
+            case .job(let job):
+                job.runSynchronously(
+                    isolatedTo: handle.asUnownedSerialExecutor(),
+                    taskExecutor: handle.asUnownedTaskExecutor())
+            }
+        }
+        taskBatch.removeAll(keepingCapacity: taskBatch.capacity <= 1024)
     }
 
 }
