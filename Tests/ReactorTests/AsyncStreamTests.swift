@@ -15,6 +15,14 @@ struct AsyncStreamTests {
         try await backend.runAsync { type in try await Self.echo(type, clients: 20, size: 40_000) }
     }
 
+    @Test("1000 concurrent async echo connections on one reactor thread lose no byte")
+    func thousandConnections() async throws {
+        try ensureOpenFileLimit(4096)
+        try await Backend.epoll.runAsync { type in
+            try await Self.echo(type, clients: 1000, size: 2_000)
+        }
+    }
+
     static func echo<S: EventSelector>(_: S.Type, clients: Int, size: Int) async throws {
         let loop = try ReactorThread<S>()
         let listener = try await AsyncListener.bind(
