@@ -2,15 +2,23 @@ import Net
 import Selector
 import SysCalls
 
-/// async/await reads and writes on a reactor: no thread per connection.
+/// async/await reads and writes over a TCP or Unix stream on a reactor: no thread per
+/// connection.
 ///
-/// The socket lives on the reactor's thread; each call hops there through the reactor's
-/// `Handle`, tries the I/O at once and, if it would block, parks a continuation that the next
-/// readiness event resumes. Any task on any executor may call it; one read and one write may
-/// be outstanding at a time (a second concurrent read throws EBUSY-like EALREADY).
+/// The socket lives on the reactor's thread. Calling code runs on the caller's executor; each
+/// call hops to the reactor's thread through its `Handle`, tries the I/O at once and, if it
+/// would block, parks a continuation that the next readiness event resumes. One read and one
+/// write may be outstanding at a time (a second concurrent one throws EALREADY).
+///
+/// Cancelling a task waiting in a call ends the call with `CancellationError`:
+/// - `read`: nothing was consumed; the connection stays open and usable.
+/// - `write`: the connection stays open, but an unknown prefix of the bytes may have been
+///   sent; close it unless the protocol can resynchronise.
+/// - `connect`: the socket is closed and nothing stays registered.
 ///
 /// ```swift
-/// let connection = try await AsyncConnection.connect(to: address, on: reactor.handle)
+/// let loop = try ReactorThread<DefaultSelector>()
+/// let connection = try await AsyncConnection.connect(to: address, on: loop.handle)
 /// try await connection.write(Array("ping\n".utf8))
 /// let reply = try await connection.read()      // [] at end of file
 /// await connection.close()
@@ -24,86 +32,142 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         self.core = core
     }
 
-    /// Connects to `address`; the socket is served by the reactor behind `handle`.
-    public static func connect(
-        to address: SocketAddress, on handle: Reactor<Backend>.Handle
-    ) async throws -> AsyncConnection {
-        let core: AsyncStreamCore<Backend> = try await withCheckedThrowingContinuation {
-            continuation in
+    /// Serves an existing connected stream (`TCPStream`, `UnixStream`, e.g. one end of
+    /// `UnixStream.pair()`) on the reactor behind `handle`. The reactor's thread owns the socket
+    /// from now on (do not use it elsewhere) and closes it on `close()`.
+    public convenience init(
+        wrapping socket: some StreamSocket, on handle: Reactor<Backend>.Handle
+    ) async throws {
+        // Built here, before any other thread can see it; the reactor's thread has it from now on.
+        let core = AsyncStreamCore<Backend>(socket: socket)
+        try await handle.waiting { reactor, continuation, _ in
             do {
-                try handle.execute { reactor in
-                    do {
-                        let stream = try TCPStream.connect(to: address)
-                        let core = AsyncStreamCore<Backend>(socket: stream)
-                        core.pendingConnect = (continuation, address)
-                        try core.start(on: reactor, interest: [.readable, .writable])
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
+                try core.start(on: reactor, interest: [.readable, .writable])
+                continuation.resume()
             } catch {
+                try? core.socket.close()
                 continuation.resume(throwing: error)
             }
+        } cancel: { _, _ in
+        }
+        self.init(handle: handle, core: core)
+    }
+
+    /// Connects to `address`, a TCP (`127.0.0.1:80`, `[::1]:80`) or Unix (path, abstract)
+    /// address; the socket is served by the reactor behind `handle`.
+    ///
+    /// Throws the `NetError` the connect failed with (ECONNREFUSED, …), ETIMEDOUT (as a
+    /// `NetError` naming `address`) if `timeout` passes first, or `CancellationError` if the
+    /// task is cancelled; in each case the socket is closed and nothing stays registered.
+    public static func connect(
+        to address: SocketAddress, on handle: Reactor<Backend>.Handle, timeout: Duration? = nil
+    ) async throws -> AsyncConnection {
+        let socket: any StreamSocket
+        switch address {
+        case .unix, .unixAbstract, .unixUnnamed: socket = try UnixStream.connect(to: address)
+        case .v4, .v6: socket = try TCPStream.connect(to: address)
+        }
+        let core = AsyncStreamCore<Backend>(socket: socket)
+        _ = try await handle.waiting { reactor, continuation, call in
+            core.connect(to: address, timeout: timeout, call: call, reactor: reactor, continuation)
+        } cancel: { reactor, call in
+            core.cancelConnect(call, reactor: reactor)
         }
         return AsyncConnection(handle: handle, core: core)
     }
 
+    deinit {
+        // Dropped without `close()`: the reactor closes it (at once if the reactor is gone).
+        let core = self.core
+        try? handle.execute { reactor in core.close(on: reactor) }
+    }
+
+    /// Reads what is available into `buffer`, waiting for data if none is; returns the number
+    /// of bytes read, 0 at end of file. Allocates no buffer. `buffer` must stay valid and
+    /// untouched until the call returns; an empty buffer throws `ArgumentError`.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        guard buffer.count > 0 else {
+            throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
+        }
+        let done = try await read(Handover(ReadTarget(storage: [], limit: 0, external: buffer)))
+        return try done.result.get()
+    }
+
+    /// Reads what is available into the start of `bytes` (at most `bytes.count`), waiting for
+    /// data if none is; returns the number of bytes read, 0 at end of file. `bytes` keeps its
+    /// count and storage (the call allocates no buffer), also when it throws. An empty `bytes`
+    /// throws `ArgumentError`.
+    public func read(into bytes: inout [UInt8]) async throws -> Int {
+        guard !bytes.isEmpty else {
+            throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
+        }
+        // Swapped into a box the reactor's thread takes it from: the array's storage is then
+        // referenced once, and filled in place, not copied.
+        let request = Handover(ReadTarget(storage: [], limit: bytes.count, external: nil))
+        swap(&request.value!.storage, &bytes)
+        let done = try await read(request)
+        bytes = done.storage
+        return try done.result.get()
+    }
+
     /// Reads what is available, up to `maxBytes`, waiting for data if none is; `[]` at EOF.
     public func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: max(1, maxBytes))
+        let count = try await read(into: &bytes)
+        bytes.removeSubrange(count...)
+        return bytes
+    }
+
+    private func read(_ request: Handover<ReadTarget>) async throws -> ReadDone {
         let core = self.core
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                hop(continuation) { reactor in core.read(maxBytes: maxBytes, continuation) }
-            }
-        } onCancel: {
-            try? handle.execute { _ in core.cancelRead() }
+        return try await handle.waiting { _, continuation, call in
+            core.read(request.take()!, call: call, continuation)
+        } cancel: { _, call in
+            core.cancelRead(call)
         }
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full.
     public func write(_ bytes: [UInt8]) async throws {
         let core = self.core
-        try await withCheckedThrowingContinuation {
-            (continuation: CheckedContinuation<Void, any Error>) in
-            hop(continuation) { _ in core.write(bytes, continuation) }
+        try await handle.waiting { _, continuation, call in
+            core.write(bytes, call: call, continuation)
+        } cancel: { _, call in
+            core.cancelWrite(call)
         }
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
     public func shutdownOutput() async throws {
         let core = self.core
-        try await withCheckedThrowingContinuation {
-            (continuation: CheckedContinuation<Void, any Error>) in
-            hop(continuation) { _ in
-                do {
-                    try core.socket.shutdown(.write)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+        try await handle.waiting { _, continuation, _ in
+            do {
+                try core.socket.shutdown(.write)
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
             }
+        } cancel: { _, _ in
         }
     }
 
-    /// Closes the connection; outstanding reads and writes fail with EBADF.
+    /// Closes the connection; waiting reads and writes fail with EBADF.
     public func close() async {
         let core = self.core
         await handle.closing { reactor in core.close(on: reactor) }
     }
-
-    private func hop<T>(
-        _ continuation: CheckedContinuation<T, any Error>,
-        _ body: @escaping @Sendable (Reactor<Backend>) -> Void
-    ) {
-        do {
-            try handle.execute(body)
-        } catch {
-            continuation.resume(throwing: error)
-        }
-    }
 }
 
-/// An async listener: `accept()` waits for the next connection without blocking a thread.
+/// An async listener on a TCP or Unix address: `accept()` or `connections` wait for the next
+/// connection without blocking a thread.
+///
+/// Cancelling a task waiting in `accept()` ends it with `CancellationError`; the listener
+/// stays open and no connection is lost (the next `accept()` gets it).
+///
+/// ```swift
+/// let listener = try await AsyncListener.bind(address, on: loop.handle)
+/// for try await connection in listener.connections { … }   // ends when closed
+/// ```
 public final class AsyncListener<Backend: EventSelector>: Sendable {
     private let handle: Reactor<Backend>.Handle
     private let core: AsyncListenerCore<Backend>
@@ -118,47 +182,65 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
         self.localAddress = address
     }
 
-    /// Binds and listens on `address`, served by the reactor behind `handle`.
+    /// Binds and listens on `address` (TCP or Unix), served by the reactor behind `handle`.
     public static func bind(
         _ address: SocketAddress, on handle: Reactor<Backend>.Handle
     ) async throws -> AsyncListener {
-        let (core, local): (AsyncListenerCore<Backend>, SocketAddress) =
-            try await withCheckedThrowingContinuation { continuation in
-                do {
-                    try handle.execute { reactor in
-                        do {
-                            let listener = try TCPListener(binding: address)
-                            let local = try listener.localAddress
-                            let core = AsyncListenerCore<Backend>(listener: listener)
-                            try core.start(on: reactor)
-                            continuation.resume(returning: (core, local))
-                        } catch {
-                            continuation.resume(throwing: error)
-                        }
-                    }
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        return AsyncListener(handle: handle, core: core, address: local)
+        switch address {
+        case .unix, .unixAbstract, .unixUnnamed:
+            return try await AsyncListener(wrapping: try UnixListener(binding: address), on: handle)
+        case .v4, .v6:
+            return try await AsyncListener(wrapping: try TCPListener(binding: address), on: handle)
+        }
     }
 
-    /// Waits for and returns the next connection.
-    public func accept() async throws -> AsyncConnection<Backend> {
-        let core = self.core
-        let handle = self.handle
-        let stream: AsyncStreamCore<Backend> = try await withCheckedThrowingContinuation {
-            continuation in
+    /// Serves an existing `TCPListener` or `UnixListener` on the reactor behind `handle`. The
+    /// reactor's thread owns the listener from now on (do not use it elsewhere) and closes it
+    /// on `close()`.
+    public convenience init<Listener: ListenerSocket>(
+        wrapping listener: Listener, on handle: Reactor<Backend>.Handle
+    ) async throws {
+        let local = try listener.localAddress
+        // Built here, before any other thread can see it; the reactor's thread has it from now on.
+        let core = AsyncListenerCore<Backend>(listener: listener)
+        try await handle.waiting { reactor, continuation, _ in
             do {
-                try handle.execute { reactor in core.accept(continuation, reactor: reactor) }
+                try core.start(on: reactor)
+                continuation.resume()
             } catch {
+                core.close(on: reactor)
                 continuation.resume(throwing: error)
             }
+        } cancel: { _, _ in
         }
-        return AsyncConnection(handle: handle, core: stream)
+        self.init(handle: handle, core: core, address: local)
     }
 
-    /// Stops listening; waiting `accept()`s fail with EBADF.
+    deinit {
+        let core = self.core
+        try? handle.execute { reactor in core.close(on: reactor) }
+    }
+
+    /// Waits for and returns the next connection; throws EBADF once the listener is closed.
+    public func accept() async throws -> AsyncConnection<Backend> {
+        guard let connection = try await next() else {
+            throw Errno(Errno.EBADF.code, call: "accept (listener closed)")
+        }
+        return connection
+    }
+
+    /// The next connection, or nil once the listener is closed.
+    func next() async throws -> AsyncConnection<Backend>? {
+        let core = self.core
+        let stream = try await handle.waiting { reactor, continuation, call in
+            core.accept(call: call, continuation, reactor: reactor)
+        } cancel: { _, call in
+            core.cancelAccept(call)
+        }
+        return stream.map { AsyncConnection(handle: handle, core: $0) }
+    }
+
+    /// Stops listening; waiting `accept()`s fail with EBADF and `connections` ends.
     public func close() async {
         let core = self.core
         await handle.closing { reactor in core.close(on: reactor) }
@@ -166,6 +248,32 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
 }
 
 extension Reactor.Handle {
+    /// Runs `start` on the reactor's thread with a continuation that it (or a later event)
+    /// resumes; if the calling task is cancelled meanwhile, runs `cancel` there with the same
+    /// call, whose `isCancelled` is already set (so a `start` that runs after the cancellation
+    /// sees it). Throws EBADF at once if the reactor is gone.
+    func waiting<T: Sendable>(
+        _ start:
+            @escaping @Sendable (
+                Reactor<Backend>, CheckedContinuation<T, any Error>, CallCancellation
+            ) -> Void,
+        cancel: @escaping @Sendable (Reactor<Backend>, CallCancellation) -> Void
+    ) async throws -> T {
+        let call = CallCancellation()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                do {
+                    try execute { reactor in start(reactor, continuation, call) }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            call.cancel()
+            try? execute { reactor in cancel(reactor, call) }
+        }
+    }
+
     /// Runs `body` on the reactor's thread and returns once it has run — or at once if the
     /// reactor is gone, since its shutdown closed everything already.
     func closing(_ body: @escaping @Sendable (Reactor<Backend>) -> Void) async {

@@ -1,19 +1,64 @@
 import Net
 import Selector
+import Synchronization
 import SysCalls
 
+/// One waiting async call's cancellation: set by the cancelled task, read on the reactor's
+/// thread. Its identity names the call, so that a cancellation arriving late never reaches a
+/// later call on the same socket.
+final class CallCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    var isCancelled: Bool { flag.load(ordering: .acquiring) }
+
+    func cancel() { flag.store(true, ordering: .releasing) }
+}
+
+/// Where a read puts its bytes: the caller's array (moved in and handed back, so filling it
+/// allocates nothing) or the caller's raw buffer.
+// Invariant: `external` is written only on the reactor's thread while its read is pending,
+// and the caller stays suspended (its buffer alive and untouched) until the read completes.
+struct ReadTarget: @unchecked Sendable {
+    var storage: [UInt8]
+    let limit: Int
+    let external: UnsafeMutableRawBufferPointer?
+
+    mutating func read(from socket: any StreamSocket) throws(Errno) -> IOResult<Int> {
+        if let external { return try socket.read(into: external) }
+        let limit = self.limit
+        return try storage.withMutableBytes { (raw) throws(Errno) -> IOResult<Int> in
+            try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(limit)))
+        }
+    }
+}
+
+/// A finished read: the array handed back (also on failure) and the count or the error.
+struct ReadDone: Sendable {
+    var storage: [UInt8]
+    var result: Result<Int, any Error>
+}
+
 /// The reactor-thread half of an `AsyncConnection`.
-// Invariant: created, used and released only on the reactor's thread (every access is inside
-// a `Handle.execute` task or an event callback); other threads only hold and pass the
-// reference. That is what makes the unchecked Sendable sound.
+// Invariant: used and released only on the reactor's thread (every access is inside a
+// `Handle.execute` task or an event callback); other threads only create it (before sharing
+// it), hold and pass the reference. That is what makes the unchecked Sendable sound.
 final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Sendable {
     let socket: any StreamSocket
-    /// A connect in progress: who waits for it, and the address (which its error names).
-    var pendingConnect:
-        (continuation: CheckedContinuation<AsyncStreamCore<Backend>, any Error>, to: SocketAddress)?
-    private var pendingRead: (max: Int, continuation: CheckedContinuation<[UInt8], any Error>)?
+    private var pendingConnect:
+        (
+            continuation: CheckedContinuation<Void, any Error>, to: SocketAddress,
+            call: CallCancellation?, timer: TimerID?
+        )?
+    private var pendingRead:
+        (
+            target: ReadTarget, call: CallCancellation,
+            continuation: CheckedContinuation<ReadDone, any Error>
+        )?
     private var pendingWrite:
-        (bytes: [UInt8], offset: Int, continuation: CheckedContinuation<Void, any Error>)?
+        (
+            bytes: [UInt8], offset: Int, call: CallCancellation,
+            continuation: CheckedContinuation<Void, any Error>
+        )?
     private var token: Token?
     private var closed = false
     /// The selector's drain hook, told when I/O would block.
@@ -26,95 +71,165 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         token = try reactor.register(socket.fileDescriptor, interest: interest, handler: self)
     }
 
-    func read(maxBytes: Int, _ continuation: CheckedContinuation<[UInt8], any Error>) {
-        guard !closed else {
-            return continuation.resume(throwing: Errno(Errno.EBADF.code, call: "read"))
+    /// Registers the socket, whose connect to `address` is in progress, and resumes
+    /// `continuation` when it completes, fails, times out (`timeout`) or is cancelled; in
+    /// every case but success the socket is closed and deregistered first.
+    func connect(
+        to address: SocketAddress, timeout: Duration?, call: CallCancellation,
+        reactor: Reactor<Backend>, _ continuation: CheckedContinuation<Void, any Error>
+    ) {
+        if call.isCancelled {
+            try? socket.close()
+            return continuation.resume(throwing: CancellationError())
         }
-        guard pendingRead == nil else {
-            return continuation.resume(throwing: Errno(Errno.EALREADY.code, call: "read"))
+        do {
+            try start(on: reactor, interest: [.readable, .writable])
+        } catch {
+            try? socket.close()
+            return continuation.resume(throwing: NetError(error, address: address))
         }
-        pendingRead = (max(1, maxBytes), continuation)
+        let timer = timeout.map { delay in
+            reactor.schedule(after: delay) { [self] reactor in
+                failConnect(NetError(.ETIMEDOUT, address: address), reactor: reactor)
+            }
+        }
+        pendingConnect = (continuation, address, call, timer)
+    }
+
+    func cancelConnect(_ call: CallCancellation, reactor: Reactor<Backend>) {
+        guard pendingConnect?.call === call else { return }
+        failConnect(CancellationError(), reactor: reactor)
+    }
+
+    private func failConnect(_ error: any Error, reactor: Reactor<Backend>) {
+        guard let (continuation, _, _, timer) = pendingConnect.take() else { return }
+        if let timer { reactor.cancel(timer) }
+        close(on: reactor)
+        continuation.resume(throwing: error)
+    }
+
+    func read(
+        _ target: consuming ReadTarget, call: CallCancellation,
+        _ continuation: CheckedContinuation<ReadDone, any Error>
+    ) {
+        if call.isCancelled {
+            return continuation.resume(
+                returning: ReadDone(storage: target.storage, result: .failure(CancellationError())))
+        }
+        if closed || pendingRead != nil {
+            let error = closed ? Errno.EBADF : Errno.EALREADY
+            return continuation.resume(
+                returning: ReadDone(
+                    storage: target.storage, result: .failure(Errno(error.code, call: "read"))))
+        }
+        // Moved, not copied: a caller's array must stay uniquely referenced (see `tryRead`).
+        pendingRead = (consume target, call, continuation)
         tryRead()
     }
 
-    func write(_ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
+    func cancelRead(_ call: CallCancellation) {
+        guard pendingRead?.call === call, let (target, _, continuation) = pendingRead.take()
+        else { return }
+        continuation.resume(
+            returning: ReadDone(storage: target.storage, result: .failure(CancellationError())))
+    }
+
+    func write(
+        _ bytes: [UInt8], call: CallCancellation,
+        _ continuation: CheckedContinuation<Void, any Error>
+    ) {
+        if call.isCancelled { return continuation.resume(throwing: CancellationError()) }
         guard !closed else {
             return continuation.resume(throwing: Errno(Errno.EBADF.code, call: "write"))
         }
         guard pendingWrite == nil else {
             return continuation.resume(throwing: Errno(Errno.EALREADY.code, call: "write"))
         }
-        pendingWrite = (bytes, 0, continuation)
+        pendingWrite = (bytes, 0, call, continuation)
         tryWrite()
     }
 
-    func cancelRead() {
-        pendingRead.take()?.continuation.resume(throwing: CancellationError())
+    func cancelWrite(_ call: CallCancellation) {
+        guard pendingWrite?.call === call else { return }
+        pendingWrite.take()?.continuation.resume(throwing: CancellationError())
     }
 
     func close(on reactor: Reactor<Backend>) {
-        if let token { reactor.deregister(token) } else { finish() }
+        if let token, reactor.deregister(token) { return }
+        finish()
     }
 
     func handle(_ event: Event, reactor: Reactor<Backend>) {
-        if let (connect, address) = pendingConnect,
-            event.isWritable || event.isError || event.isWriteClosed
-        {
-            pendingConnect = nil
-            switch Result(catching: { () throws(Errno) in try socket.takeConnectError(to: address) }
-            ) {
-            case .success(nil): connect.resume(returning: self)
-            case .success(let error?): connect.resume(throwing: error)
-            case .failure(let error): connect.resume(throwing: NetError(error, address: address))
-            }
+        if pendingConnect != nil, event.isWritable || event.isError || event.isWriteClosed {
+            finishConnect(reactor: reactor)
         }
         if pendingRead != nil { tryRead() }
         if pendingWrite != nil { tryWrite() }
     }
 
-    func deregistered(reactor: Reactor<Backend>) { finish() }
+    func deregistered(reactor: Reactor<Backend>) {
+        token = nil
+        finish()
+    }
+
+    private func finishConnect(reactor: Reactor<Backend>) {
+        guard let (continuation, address, _, timer) = pendingConnect else { return }
+        let outcome = Result { () throws(Errno) in try socket.takeConnectError(to: address) }
+        switch outcome {
+        case .success(nil):
+            pendingConnect = nil
+            if let timer { reactor.cancel(timer) }
+            continuation.resume()
+        case .success(let error?): failConnect(error, reactor: reactor)
+        case .failure(let error): failConnect(NetError(error, address: address), reactor: reactor)
+        }
+    }
 
     private func finish() {
+        if closed { return }
         closed = true
         try? socket.close()
         let gone = Errno(Errno.EBADF.code, call: "closed")
-        if let (connect, address) = pendingConnect.take() {
+        if let (connect, address, _, _) = pendingConnect.take() {
             connect.resume(throwing: NetError(gone, address: address))
         }
-        pendingRead.take()?.continuation.resume(throwing: gone)
+        if let (target, _, continuation) = pendingRead.take() {
+            continuation.resume(
+                returning: ReadDone(storage: target.storage, result: .failure(gone)))
+        }
         pendingWrite.take()?.continuation.resume(throwing: gone)
     }
 
     private func tryRead() {
-        guard let (limit, continuation) = pendingRead else { return }
-        var bytes = [UInt8](repeating: 0, count: limit)
+        // Moved out whole (not destructured into copies), so that a caller's array stays
+        // uniquely referenced and is filled in place.
+        guard var request = pendingRead.take() else { return }
         do {
-            switch try socket.read(into: &bytes) {
+            switch try request.target.read(from: socket) {
             case .wouldBlock:
                 drainHook?.drained(socket.fileDescriptor, .readable)
-                return  // the next readable event retries
+                pendingRead = request  // the next readable event retries
             case .processed(let n):
-                pendingRead = nil
-                bytes.removeSubrange(n...)
-                continuation.resume(returning: bytes)
+                request.continuation.resume(
+                    returning: ReadDone(storage: request.target.storage, result: .success(n)))
             }
         } catch {
-            pendingRead = nil
-            continuation.resume(throwing: error)
+            request.continuation.resume(
+                returning: ReadDone(storage: request.target.storage, result: .failure(error)))
         }
     }
 
     private func tryWrite() {
-        guard let (bytes, start, continuation) = pendingWrite else { return }
+        guard let (bytes, start, call, continuation) = pendingWrite else { return }
         var offset = start
         do {
             while offset < bytes.count {
-                let result = try bytes.withUnsafeBytes { (raw) throws(Errno) in
+                let result = try bytes.withBytes { (raw) throws(Errno) in
                     try socket.write(UnsafeRawBufferPointer(rebasing: raw[offset...]))
                 }
                 guard case .processed(let n) = result else {
                     drainHook?.drained(socket.fileDescriptor, .writable)
-                    pendingWrite = (bytes, offset, continuation)
+                    pendingWrite = (bytes, offset, call, continuation)
                     return  // the next writable event retries
                 }
                 offset += n
@@ -128,62 +243,92 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     }
 }
 
-/// The reactor-thread half of an `AsyncListener`.
+/// The reactor-thread half of an `AsyncListener`, over a TCP or Unix listener.
 // Invariant: as for AsyncStreamCore — only touched on the reactor's thread.
 final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked Sendable {
-    private let listener: TCPListener
-    private var waiting: [CheckedContinuation<AsyncStreamCore<Backend>, any Error>] = []
+    private let listener: any Socket
+    /// Accepts one connection from `listener`, erasing its stream type.
+    private let acceptOne: () throws(Errno) -> IOResult<any StreamSocket>
+    /// Waiting `accept`s, oldest first; resumed with nil once the listener is closed.
+    private var waiting:
+        [(
+            call: CallCancellation,
+            continuation: CheckedContinuation<AsyncStreamCore<Backend>?, any Error>
+        )] =
+            []
     private var token: Token?
+    private var closed = false
     /// The selector's drain hook, told when accept would block.
     private var drainHook: (any SelectorDrainHook)?
 
-    init(listener: TCPListener) { self.listener = listener }
+    init<Listener: ListenerSocket>(listener: Listener) {
+        self.listener = listener
+        acceptOne = { () throws(Errno) -> IOResult<any StreamSocket> in
+            switch try listener.accept() {
+            case .wouldBlock: .wouldBlock
+            case .processed(let (stream, _)): .processed(stream)
+            }
+        }
+    }
 
     func start(on reactor: Reactor<Backend>) throws(Errno) {
         drainHook = reactor.context.drainHook
         token = try reactor.register(listener.fileDescriptor, interest: .readable, handler: self)
     }
 
+    /// Resumes `continuation` with the next connection, or nil once the listener is closed.
     func accept(
-        _ continuation: CheckedContinuation<AsyncStreamCore<Backend>, any Error>,
+        call: CallCancellation,
+        _ continuation: CheckedContinuation<AsyncStreamCore<Backend>?, any Error>,
         reactor: Reactor<Backend>
     ) {
-        guard token != nil else {
-            return continuation.resume(throwing: Errno(Errno.EBADF.code, call: "accept"))
-        }
-        waiting.append(continuation)
+        if call.isCancelled { return continuation.resume(throwing: CancellationError()) }
+        guard !closed else { return continuation.resume(returning: nil) }
+        waiting.append((call, continuation))
         acceptWaiting(reactor: reactor)
     }
 
+    func cancelAccept(_ call: CallCancellation) {
+        guard let index = waiting.firstIndex(where: { $0.call === call }) else { return }
+        waiting.remove(at: index).continuation.resume(throwing: CancellationError())
+    }
+
     func close(on reactor: Reactor<Backend>) {
-        if let token { reactor.deregister(token) }
+        if let token, reactor.deregister(token) { return }
+        finish()
     }
 
     func handle(_ event: Event, reactor: Reactor<Backend>) { acceptWaiting(reactor: reactor) }
 
     func deregistered(reactor: Reactor<Backend>) {
         token = nil
+        finish()
+    }
+
+    private func finish() {
+        if closed { return }
+        closed = true
         try? listener.close()
-        let gone = Errno(Errno.EBADF.code, call: "accept")
-        waiting.forEach { $0.resume(throwing: gone) }
+        let waiters = waiting
         waiting = []
+        waiters.forEach { $0.continuation.resume(returning: nil) }
     }
 
     private func acceptWaiting(reactor: Reactor<Backend>) {
         while !waiting.isEmpty {
             do {
-                guard case .processed(let (stream, _)) = try listener.accept() else {
+                guard case .processed(let stream) = try acceptOne() else {
                     drainHook?.drained(listener.fileDescriptor, .readable)
                     return
                 }
                 let core = AsyncStreamCore<Backend>(socket: stream)
                 try core.start(on: reactor, interest: [.readable, .writable])
-                waiting.removeFirst().resume(returning: core)
+                waiting.removeFirst().continuation.resume(returning: core)
             } catch Errno.ECONNABORTED {
                 continue
             } catch {
                 // EMFILE and friends: fail this waiter rather than spin; the next accept retries.
-                waiting.removeFirst().resume(throwing: error)
+                waiting.removeFirst().continuation.resume(throwing: error)
             }
         }
     }
