@@ -25,13 +25,11 @@ extension Reactor.Handle: TaskExecutor, SerialExecutor {
     /// Queues `job` to run on the reactor's thread during its next turn.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        if !isClosed {
-            do {
-                try queue(.job(job))
-                return
-            } catch {
-                // The waker failed (the reactor is closing): fall through and run it here.
-            }
+        do {
+            try queue(.job(job))
+            return
+        } catch {
+            // The reactor is gone (EBADF) or its waker failed: run the job here.
         }
         job.runSynchronously(
             isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())

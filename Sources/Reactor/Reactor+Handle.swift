@@ -37,15 +37,17 @@ extension Reactor {
         /// Runs `body` on the reactor's thread during its next iteration.
         /// Throws EBADF if the reactor is gone.
         public func execute(_ body: @escaping @Sendable (Reactor<Backend>) -> Void) throws(Errno) {
-            if closed.load(ordering: .acquiring) {
-                throw Errno(Errno.EBADF.code, call: "execute (reactor closed)")
-            }
             try queue(.closure(body))
         }
 
-        /// Appends `work` and wakes the loop if it is the first of a batch.
+        /// Appends `work` and wakes the loop if it is the first of a batch; EBADF once the
+        /// reactor is gone. Checked under the lock `markClosed` takes, so no work is appended
+        /// after the last `takeTasks` that would run it.
         func queue(_ work: QueuedWork) throws(Errno) {
-            let wasEmpty = lock.withLock {
+            let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
+                if closed.load(ordering: .acquiring) {
+                    throw Errno(Errno.EBADF.code, call: "execute (reactor closed)")
+                }
                 tasks.append(work)
                 return tasks.count == 1
             }
@@ -53,9 +55,6 @@ extension Reactor {
             // One wake per batch: later tasks ride on the wake already in flight.
             if wasEmpty { try waker.wake() }
         }
-
-        /// True once the reactor is gone: queued work would never run.
-        var isClosed: Bool { closed.load(ordering: .acquiring) }
 
         /// Runs `body` on the reactor's thread `delay` from now (on the reactor's clock).
         public func schedule(
@@ -78,6 +77,6 @@ extension Reactor {
             lock.withLock { swap(&tasks, &batch) }
         }
 
-        func markClosed() { closed.store(true, ordering: .releasing) }
+        func markClosed() { lock.withLock { closed.store(true, ordering: .releasing) } }
     }
 }

@@ -340,6 +340,12 @@ public final class Reactor<Backend: EventSelector> {
         noteTimersChanged()
     }
 
+    /// Runs what was queued after the loop's last turn (once the handle is closed, nothing
+    /// more can be queued): so no caller waits forever on work that would never run.
+    func runQueuedWorkAfterClose() {
+        runTasks()
+    }
+
     @inline(never)
     private func runTasks() {
         handle.takeTasks(into: &taskBatch)

@@ -61,7 +61,7 @@ public final class ReactorThread<Backend: EventSelector>: Sendable {
             // never resume their callers: refuse new ones, then run what is queued (what they
             // register is closed again by the final shutdown).
             reactor.handle.markClosed()
-            for task in reactor.handle.takeTasks() { task.run(reactor) }
+            reactor.runQueuedWorkAfterClose()
             reactor.shutdown()
             outcome.finish(failure)
         }
