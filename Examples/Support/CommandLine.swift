@@ -13,11 +13,15 @@ public struct ServerArguments: Sendable {
     /// Flags the example itself understands, with their values.
     public var extra: [String: String] = [:]
 
-    /// Parses `CommandLine.arguments`; on `--help` prints `usage` and exits 0, on a mistake
-    /// prints it to stderr and exits 2. `extraFlags` are example-specific `--name value` flags.
-    public init(defaultPort: Int, usage: String, extraFlags: Set<String> = []) {
+    /// Parses `commandLine` (the program's name first; default `CommandLine.arguments`); on
+    /// `--help` prints `usage` and exits 0, on a mistake prints it to stderr and exits 2.
+    /// `extraFlags` are example-specific `--name value` flags.
+    public init(
+        defaultPort: Int, usage: String, extraFlags: Set<String> = [],
+        commandLine: [String] = CommandLine.arguments
+    ) {
         port = defaultPort
-        var arguments = CommandLine.arguments.dropFirst()
+        var arguments = commandLine.dropFirst()
         func fail(_ message: String) -> Never {
             printError("\(message)\n\(usage)")
             Sys.exit(2)

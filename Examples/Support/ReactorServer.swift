@@ -92,3 +92,91 @@ private func startGroup<Backend: EventSelector>(
         try acceptor.start()
     }
 }
+
+/// Serves an echo written with async/await on one reactor thread of `arguments.backend` until
+/// SIGINT or SIGTERM: a task per connection on the reactor's executor reads into one buffer
+/// and writes back what it read. Prints "echo-server listening on <address> (<backend>, async)".
+public func runAsyncEchoServer(_ arguments: ServerArguments) {
+    do {
+        let stop: () -> Void
+        switch arguments.backend {
+        case "poll": stop = try startAsyncEcho(PollSelector.self, arguments)
+        #if canImport(Darwin) || Kqueue
+        case "kqueue": stop = try startAsyncEcho(KqueueSelector.self, arguments)
+        #endif
+        #if os(Linux)
+        case "epoll": stop = try startAsyncEcho(EpollSelector.self, arguments)
+        case "uring": stop = try startAsyncEcho(URingSelector.self, arguments)
+        #endif
+        default: stop = try startAsyncEcho(DefaultSelector.self, arguments)
+        }
+        let signal = waitForTermination()
+        stop()
+        printLine("echo-server stopped (signal \(signal))")
+    } catch {
+        printError("echo-server: \(error)")
+        Sys.exit(1)
+    }
+}
+
+/// Starts `runAsyncEchoServer`'s reactor thread and accept loop; returns how to stop them.
+private func startAsyncEcho<Backend: EventSelector>(
+    _: Backend.Type, _ arguments: ServerArguments
+) throws -> () -> Void {
+    let loop = try ReactorThread<Backend>()
+    let handle = loop.handle
+    let listener = try TCPListener(binding: try SocketAddress(parsing: arguments.addressText))
+    let local = try listener.localAddress
+    let ready = Completion()
+    Task(executorPreference: handle) {
+        do {
+            let asyncListener = try await AsyncListener(wrapping: listener, on: handle)
+            ready.signal()
+            for try await connection in asyncListener.connections {
+                Task(executorPreference: handle) { await echo(connection) }
+            }
+        } catch {
+            printError("echo-server: accept: \(error)")
+            ready.signal()
+        }
+    }
+    ready.wait()
+    printLine("echo-server listening on \(local) (\(Backend.backendName), async)")
+    return {
+        loop.stop()
+        try? loop.join()
+    }
+}
+
+/// Echoes `connection` until EOF or an error, then closes it.
+private func echo<Backend>(_ connection: AsyncConnection<Backend>) async {
+    var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    while let count = try? await connection.read(into: &buffer), count > 0 {
+        do {
+            try await connection.write(Array(buffer[..<count]))
+        } catch {
+            break
+        }
+    }
+    await connection.close()
+}
+
+/// A one-shot signal between threads.
+private final class Completion: @unchecked Sendable {
+    // Invariant: `done` is only read or written with `lock` held.
+    private let lock = Lock()
+    private var done = false
+
+    func signal() {
+        lock.withLock {
+            done = true
+            lock.broadcast()
+        }
+    }
+
+    func wait() {
+        lock.lock()
+        while !done { _ = lock.wait(until: nil) }
+        lock.unlock()
+    }
+}
