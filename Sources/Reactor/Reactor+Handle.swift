@@ -3,13 +3,10 @@ import Synchronization
 import SysCalls
 
 extension Reactor {
-    /// Work queued from any thread; runs on the reactor's thread during a turn.
-    enum QueuedWork: Sendable {
-        /// `Handle.execute`'s closure, given the reactor.
-        case closure(@Sendable (Reactor<Backend>) -> Void)
-        /// A Swift concurrency job enqueued on the handle as an executor.
-        case job(UnownedJob)
-    }
+    /// A closure queued from any thread; runs on the reactor's thread with the reactor (passed
+    /// as `AnyObject`: the queue's element type must not depend on `Backend`, or unspecialized
+    /// code looks its generic metadata up on every access, at thousands of instructions each).
+    typealias Task = @Sendable (AnyObject) -> Void
 
     /// The Sendable face of a reactor: queue work and stop it from any thread.
     ///
@@ -22,7 +19,15 @@ extension Reactor {
         private let waker: Backend.Waker
         private let lock = Lock()
         // Invariant: `tasks` is only read or written with `lock` held.
-        nonisolated(unsafe) private var tasks: [QueuedWork] = []
+        nonisolated(unsafe) private var tasks: [Task] = []
+        // Jobs of tasks and actors that run on this handle as an executor. Kept apart from
+        // `tasks`, with an element type that does not depend on `Backend`: unspecialized code
+        // (the reactor is generic) then touches no generic metadata per job.
+        // Invariant: only read or written with `lock` held.
+        nonisolated(unsafe) private var jobs: [LoopJob] = []
+        /// The loop as a serial executor, for actors that live on it.
+        public var serialExecutor: LoopSerialExecutor { serial }
+        private let serial = LoopSerialExecutor()
         /// Tasks pending and stop requested, in one word the loop reads once per turn.
         let signals: LoopSignals
         private let closed = Atomic<Bool>(false)
@@ -32,28 +37,49 @@ extension Reactor {
             self.waker = waker
             self.clock = clock
             self.signals = signals
+            serial.queue = { [unowned self] job in self.enqueueSerial(job) }
         }
 
         /// Runs `body` on the reactor's thread during its next iteration.
         /// Throws EBADF if the reactor is gone.
         public func execute(_ body: @escaping @Sendable (Reactor<Backend>) -> Void) throws(Errno) {
-            try queue(.closure(body))
-        }
-
-        /// Appends `work` and wakes the loop if it is the first of a batch; EBADF once the
-        /// reactor is gone. Checked under the lock `markClosed` takes, so no work is appended
-        /// after the last `takeTasks` that would run it.
-        func queue(_ work: QueuedWork) throws(Errno) {
             let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
                 if closed.load(ordering: .acquiring) {
                     throw Errno(Errno.EBADF.code, call: "execute (reactor closed)")
                 }
-                tasks.append(work)
-                return tasks.count == 1
+                // Unchecked downcast (Benchmarks/UNSAFE.md): the loop calls every task with
+                // its own reactor, the one this handle belongs to.
+                tasks.append { reactor in
+                    assert(reactor is Reactor<Backend>, "a task run with another reactor")
+                    body(unsafeDowncast(reactor, to: Reactor<Backend>.self))
+                }
+                return tasks.count + jobs.count == 1
             }
+            try wakeForQueued(first: wasEmpty)
+        }
+
+        /// Queues `job` like `execute` queues a closure; EBADF once the reactor is gone.
+        func queue(_ job: LoopJob) throws(Errno) {
+            let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
+                if closed.load(ordering: .acquiring) {
+                    throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
+                }
+                jobs.append(job)
+                return tasks.count + jobs.count == 1
+            }
+            try wakeForQueued(first: wasEmpty)
+        }
+
+        /// After appending (under the lock `markClosed` takes, so nothing is appended after
+        /// the last `takeTasks` that would run it): raises the signal, and wakes the loop for
+        /// the first item of a batch.
+        private func wakeForQueued(first: Bool) throws(Errno) {
             signals.raise(LoopSignals.tasks)
-            // One wake per batch: later tasks ride on the wake already in flight.
-            if wasEmpty { try waker.wake() }
+            // One wake per batch: later tasks ride on the wake already in flight. None from
+            // the loop's own thread: it checks the signals before it waits again.
+            if first && signals.loopThread.load(ordering: .relaxed) != OSThread.currentID {
+                try waker.wake()
+            }
         }
 
         /// Runs `body` on the reactor's thread `delay` from now (on the reactor's clock).
@@ -70,11 +96,14 @@ extension Reactor {
             try? waker.wake()
         }
 
-        /// Moves the queued work into `batch` (empty, its capacity kept from the last time), so
-        /// that a steady stream of tasks or jobs allocates nothing.
-        func takeTasks(into batch: inout [QueuedWork]) {
+        /// Moves the queued closures and jobs into `batch` and `jobBatch` (empty, their capacity
+        /// kept from the last time), so that a steady stream of either allocates nothing.
+        func takeTasks(into batch: inout [Task], jobs jobBatch: inout [LoopJob]) {
             signals.lower(LoopSignals.tasks)
-            lock.withLock { swap(&tasks, &batch) }
+            lock.withLock {
+                swap(&tasks, &batch)
+                swap(&jobs, &jobBatch)
+            }
         }
 
         func markClosed() { lock.withLock { closed.store(true, ordering: .releasing) } }

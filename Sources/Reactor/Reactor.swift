@@ -28,8 +28,8 @@ public final class Reactor<Backend: EventSelector> {
 
     // Touched only on the reactor's thread; a timer's action is popped before it runs.
     private var timers = TimerQueue<TimerAction>()
-    /// The batch of queued work being run (its storage reused from turn to turn).
-    private var taskBatch: [QueuedWork] = []
+    /// The batch of queued closures being run (its storage reused from turn to turn).
+    private var taskBatch: [Task] = []
     /// True while `shutdown()` runs: a handler's `deregistered` that calls `shutdown()` again
     /// (directly or by stopping the loop) returns at once instead of re-entering it.
     private var isShuttingDown = false
@@ -58,6 +58,10 @@ public final class Reactor<Backend: EventSelector> {
             eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock)
         self.handle = Handle(waker: waker, clock: clock, signals: context.signals)
         self.context = context
+        // Made once: building them from the generic handle costs a witness-table lookup.
+        context.executors = (
+            handle.serialExecutor.asUnownedSerialExecutor(), handle.asUnownedTaskExecutor()
+        )
     }
 
     deinit {
@@ -218,6 +222,7 @@ public final class Reactor<Backend: EventSelector> {
             shutdown()
             context.signals.lower(LoopSignals.stop)
         }
+        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
         // One load of the signals per turn: `turn` returns them.
         var signals = context.signals.current
         while signals & LoopSignals.stop == 0 {
@@ -229,6 +234,7 @@ public final class Reactor<Backend: EventSelector> {
     /// dispatch them, fire due timers, run queued tasks. Throws EALREADY if called from one of
     /// this reactor's handlers, timers or tasks (the iteration is already running).
     public func runOnce(timeout: Duration?) throws(Errno) {
+        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
         _ = try turn(timeout: timeout)
     }
 
@@ -257,8 +263,9 @@ public final class Reactor<Backend: EventSelector> {
             // Virtual time does not pass while the loop waits, so a timer that is not due
             // cannot shorten the wait: only `advanceTime(by:)` brings it due.
         }
-        // Tasks queued from any thread need no check here: queueing one into an empty queue
-        // wakes the selector, so `select` returns at once while any is pending.
+        // Work queued from another thread wakes the selector; work queued on this thread (a
+        // job resumed by a handler, a task queued by a task) does not, so it is checked here.
+        if context.signals.current & LoopSignals.tasks != 0 { wait = .zero }
         try selector.select(into: &context.events, timeout: wait)
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
@@ -348,17 +355,18 @@ public final class Reactor<Backend: EventSelector> {
 
     @inline(never)
     private func runTasks() {
-        handle.takeTasks(into: &taskBatch)
-        for work in taskBatch {
-            switch work {
-            case .closure(let body): body(self)
-            case .job(let job):
-                job.runSynchronously(
-                    isolatedTo: handle.asUnownedSerialExecutor(),
-                    taskExecutor: handle.asUnownedTaskExecutor())
-            }
+        handle.takeTasks(into: &taskBatch, jobs: &context.jobBatch)
+        if !taskBatch.isEmpty {
+            // Iterated from a local: a loop over the property would hold an access to it for
+            // the whole batch, and every dynamic access the tasks make would be checked
+            // against it.
+            var batch: [Task] = []
+            swap(&batch, &taskBatch)
+            for task in batch { task(self) }
+            batch.removeAll(keepingCapacity: batch.capacity <= 1024)
+            swap(&batch, &taskBatch)
         }
-        taskBatch.removeAll(keepingCapacity: taskBatch.capacity <= 1024)
+        if !context.jobBatch.isEmpty { context.runJobs() }
     }
 
 }
@@ -399,6 +407,34 @@ public final class Reactor<Backend: EventSelector> {
     var inTurn = false
     /// What other threads (and `stop()`) ask of the loop: tasks pending, stop requested.
     let signals = LoopSignals()
+    /// The batch of queued jobs being run (its storage reused from turn to turn).
+    var jobBatch: [LoopJob] = []
+    /// The reactor's handle as the executors its jobs run on (set once by the reactor).
+    var executors: (serial: UnownedSerialExecutor, task: UnownedTaskExecutor)?
+
+    /// Runs `jobBatch`, then empties it keeping its storage.
+    @inline(never)
+    func runJobs() {
+        // Set by `Reactor.init` before its handle exists, so before any job can be queued.
+        guard let executors else { preconditionFailure("jobs queued before the reactor existed") }
+        // Iterated from a local, as `runTasks` does, so no access to `jobBatch` is held open
+        // while the jobs run.
+        var batch: [LoopJob] = []
+        swap(&batch, &jobBatch)
+        for item in batch {
+            // A task's job runs on the generic executor with this loop as its task executor
+            // (so the task's nonisolated code continues here without another hop); an actor's
+            // job runs isolated to the loop's serial executor.
+            if item.isolated {
+                item.job.runSynchronously(
+                    isolatedTo: executors.serial, taskExecutor: executors.task)
+            } else {
+                item.job.runSynchronously(on: executors.task)
+            }
+        }
+        batch.removeAll(keepingCapacity: batch.capacity <= 1024)
+        swap(&batch, &jobBatch)
+    }
     #if DEBUG
     /// The thread running the current turn (debug builds: the invariant behind the
     /// unchecked-exclusivity fields is that only it touches them during a turn).
@@ -497,6 +533,10 @@ final class LoopSignals: Sendable {
     static var stop: UInt8 { 2 }
 
     private let word = Atomic<UInt8>(0)
+    /// The thread running the loop (`OSThread.currentID`), noted when `run` or `runOnce`
+    /// starts: work queued from that thread needs no wake, since the loop checks the signals
+    /// after each turn's dispatch and before it waits.
+    let loopThread = Atomic<UInt>(0)
 
     /// The signals now raised.
     var current: UInt8 {

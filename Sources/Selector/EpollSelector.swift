@@ -63,7 +63,12 @@ public final class EpollSelector: EventSelector {
         let epfd = epoll.raw
         try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
             let records = raw.bindMemory(to: epoll_event.self)
-            return try Sys.epollWait(epfd, into: records, timeout: timeout)
+            guard let timeout, timeout > .zero else {
+                return try Sys.epollWait(epfd, into: records, timeout: timeout)
+            }
+            return try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
+                try Sys.epollWait(epfd, into: records, timeout: remaining)
+            }
         }
     }
 

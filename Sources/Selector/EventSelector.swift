@@ -130,3 +130,20 @@ extension Interest {
         if isEmpty { throw Errno(Errno.EINVAL.code, call: call) }
     }
 }
+
+/// Waits with `wait(timeout)` and, while it reports no events before `timeout` has passed (a
+/// signal interrupted it: EINTR, which the wait wrappers report as 0 events), waits again for
+/// what remains: a finite `select` returns on events or after its whole timeout, never early.
+/// Used by the kernel backends for positive timeouts only (nil and zero wait once).
+func waitingOutInterruptions(
+    _ timeout: Duration, _ wait: (Duration) throws(Errno) -> Int
+) throws(Errno) -> Int {
+    let deadline = ContinuousClock.now + timeout
+    var remaining = timeout
+    while true {
+        let count = try wait(remaining)
+        if count > 0 { return count }
+        remaining = deadline - ContinuousClock.now
+        if remaining <= .zero { return 0 }
+    }
+}

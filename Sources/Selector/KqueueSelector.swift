@@ -106,9 +106,14 @@ public final class KqueueSelector: EventSelector {
         if shared.kq.isClosed { throw Errno(Errno.EBADF.code, call: "kevent") }
         let kq = shared.kq.raw
         try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
-            try Sys.kevent(
-                kq, changes: UnsafeBufferPointer(start: nil, count: 0),
-                events: raw.bindMemory(to: kevent.self), timeout: timeout)
+            let records = raw.bindMemory(to: kevent.self)
+            let none = UnsafeBufferPointer<kevent>(start: nil, count: 0)
+            guard let timeout, timeout > .zero else {
+                return try Sys.kevent(kq, changes: none, events: records, timeout: timeout)
+            }
+            return try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
+                try Sys.kevent(kq, changes: none, events: records, timeout: remaining)
+            }
         }
     }
 

@@ -103,12 +103,16 @@ public final class PollSelector: EventSelector {
             let ready = try Sys.poll(set, timeoutMilliseconds: events.isEmpty ? milliseconds : 0)
             state.polling.store(false, ordering: .relaxed)
             if ready > 0 { collect(into: &events, ready: ready) }
-            // ready == 0: timeout or EINTR; both return, the caller recomputes its deadline.
-            if !events.isEmpty || ready == 0 { return }
-            if let deadline {
-                milliseconds = Sys.milliseconds(deadline - ContinuousClock.now)
-                if milliseconds == 0 { return }
+            if !events.isEmpty { return }
+            // Nothing to report: a timeout, EINTR (ready == 0) or only registration changes.
+            // With no timeout an interrupted wait returns (empty); a finite one waits out what
+            // remains of its timeout.
+            guard let deadline else {
+                if ready == 0 { return }
+                continue
             }
+            milliseconds = Sys.milliseconds(deadline - ContinuousClock.now)
+            if milliseconds == 0 { return }
         }
     }
 

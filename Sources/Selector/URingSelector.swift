@@ -118,8 +118,10 @@ public final class URingSelector: EventSelector {
             }
             shared.polling.store(false, ordering: .relaxed)
             try collect(into: &events)
-            if !events.isEmpty || remaining == .zero { return }
-            if result == .timedOut || result == .interrupted { return }
+            if !events.isEmpty || remaining == .zero || result == .timedOut { return }
+            // Interrupted (EINTR): with no timeout, return (empty); a finite wait goes on for
+            // what remains of its timeout.
+            if result == .interrupted && deadline == nil { return }
             if let deadline {
                 let left = deadline - ContinuousClock.now
                 if left <= .zero { return }

@@ -42,7 +42,9 @@ actor LoopCounter {
 
     init(loop: Reactor<DefaultSelector>.Handle) { self.loop = loop }
 
-    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        loop.serialExecutor.asUnownedSerialExecutor()
+    }
 
     func bump() {
         count += 1
