@@ -66,9 +66,19 @@ public final class EpollSelector: EventSelector {
             guard let timeout, timeout > .zero else {
                 return try Sys.epollWait(epfd, into: records, timeout: timeout)
             }
-            return try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
-                try Sys.epollWait(epfd, into: records, timeout: remaining)
-            }
+            return try Self.timedWait(epfd, records, timeout)
+        }
+    }
+
+    /// A wait with a positive timeout, waited out through EINTR; out of line, so that the
+    /// untimed wait (a busy loop's) stays a few inlined instructions.
+    @inline(never)
+    private static func timedWait(
+        _ epfd: FileDescriptor, _ records: UnsafeMutableBufferPointer<epoll_event>,
+        _ timeout: Duration
+    ) throws(Errno) -> Int {
+        try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
+            try Sys.epollWait(epfd, into: records, timeout: remaining)
         }
     }
 

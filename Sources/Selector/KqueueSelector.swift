@@ -111,9 +111,19 @@ public final class KqueueSelector: EventSelector {
             guard let timeout, timeout > .zero else {
                 return try Sys.kevent(kq, changes: none, events: records, timeout: timeout)
             }
-            return try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
-                try Sys.kevent(kq, changes: none, events: records, timeout: remaining)
-            }
+            return try Self.timedWait(kq, records, timeout)
+        }
+    }
+
+    /// A wait with a positive timeout, waited out through EINTR; out of line, so that the
+    /// untimed wait stays small enough to inline.
+    @inline(never)
+    private static func timedWait(
+        _ kq: FileDescriptor, _ records: UnsafeMutableBufferPointer<kevent>, _ timeout: Duration
+    ) throws(Errno) -> Int {
+        let none = UnsafeBufferPointer<kevent>(start: nil, count: 0)
+        return try waitingOutInterruptions(timeout) { (remaining) throws(Errno) in
+            try Sys.kevent(kq, changes: none, events: records, timeout: remaining)
         }
     }
 
