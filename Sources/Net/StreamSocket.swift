@@ -32,7 +32,7 @@ extension Sys {
         var message = msghdr()
         message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
         message.msg_iovlen = vectors.count
-        return try sendmsg(fd, &message)
+        return try Sys.sendmsg(fd, &message)
     }
 }
 

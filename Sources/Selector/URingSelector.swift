@@ -80,7 +80,7 @@ public final class URingSelector: EventSelector {
     }
 
     deinit {
-        close()
+        self.close()
         // The doorbell read still in flight can no longer complete with data: every descriptor
         // of its eventfd is closed, and the ring's teardown cancels it.
         doorbellCount.deallocate()
