@@ -15,6 +15,7 @@ extension Backend {
     ) async throws {
         if let unavailability { try Test.cancel(Comment(rawValue: unavailability)) }
         DescriptorGate.expectHeld(sourceLocation: sourceLocation)
+        prepareForLeakCheck()
         let before = openDescriptors()
         var failure: (any Error)?
         do { try await scenario(selectorType) } catch { failure = error }
