@@ -3,6 +3,7 @@ import Reactor
 import Selector
 import Synchronization
 import SysCalls
+import TestSupport
 import Testing
 
 /// A reactor running on a thread of its own, for the executor tests.
@@ -52,7 +53,7 @@ actor LoopCounter {
     }
 }
 
-@Suite("The reactor as an executor", .serialized)
+@Suite("The reactor as an executor", .serialized, .opensDescriptors)
 struct ExecutorTests {
     @Test("Task(executorPreference: handle) runs the task's code on the reactor's thread")
     func taskExecutorPreference() async throws {
