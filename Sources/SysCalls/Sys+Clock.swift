@@ -15,6 +15,15 @@ extension Sys {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
+    /// The wall clock (CLOCK_REALTIME, a vDSO call): seconds since the Unix epoch and the
+    /// nanoseconds past that second.
+    @inline(__always)
+    public static func wallClock() -> (seconds: Int64, nanoseconds: Int64) {
+        var ts: timespec = .init()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec), Int64(ts.tv_nsec))
+    }
+
     /// Nanoseconds of CPU time this process has used (user + system).
     public static func processCPUNanoseconds() -> UInt64 {
         var ts: timespec = .init()
