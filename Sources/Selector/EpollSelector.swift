@@ -61,8 +61,13 @@ public final class EpollSelector: EventSelector {
         events.clear()
         if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
         let epfd = epoll.raw
+        let capacity = events.capacity
         try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
-            let records = raw.bindMemory(to: epoll_event.self)
+            // `capacity` records: no division of the byte count by the record size.
+            let records = UnsafeMutableBufferPointer(
+                start: raw.baseAddress.unsafelyUnwrapped.bindMemory(
+                    to: epoll_event.self, capacity: capacity),
+                count: capacity)
             guard let timeout, timeout > .zero else {
                 return try Sys.epollWait(epfd, into: records, timeout: timeout)
             }

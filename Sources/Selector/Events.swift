@@ -125,6 +125,10 @@ public struct EventRecordFormat: Sendable {
     public let readableOnlyWord: UInt32
     /// Decodes the readiness bits of any record (a function that captures nothing).
     public let readiness: @convention(c) (UnsafeRawPointer) -> UInt8
+    /// True for the compact layout (see `EventReader.isCompact`). Stored, so that a backend
+    /// whose format is built from constants gets it folded at compile time and a hot loop
+    /// tests one flag instead of four fields.
+    public let isCompact: Bool
 
     /// Describes a record layout.
     public init(
@@ -137,6 +141,9 @@ public struct EventRecordFormat: Sendable {
         self.readableOnlyOffset = readableOnlyOffset
         self.readableOnlyWord = readableOnlyWord
         self.readiness = readiness
+        isCompact =
+            stride == EventReader.compactStride && tokenOffset == 4 && readableOnlyOffset == 0
+            && readableOnlyWord == 1
     }
 
     /// The record size `Events` allocates room for up front; larger formats reallocate once.
@@ -165,6 +172,11 @@ public struct EventReader {
     @usableFromInline let tokenOffset: Int
     @usableFromInline let readableOnlyWord: UInt32
     @usableFromInline let readiness: @convention(c) (UnsafeRawPointer) -> UInt8
+    /// True when the records have the compact layout: 12 bytes, a 32-bit word that is 1 exactly
+    /// when the record reports readability alone, then the 64-bit token (`Events`' own layout,
+    /// and any kernel record shaped that way). A hot loop can then use `compactEvent(atToken:)`
+    /// and step by `compactStride`: every offset and value is a constant.
+    public let isCompact: Bool
 
     @inlinable @inline(__always)
     init(base: UnsafeMutableRawPointer, format: EventRecordFormat) {
@@ -174,16 +186,7 @@ public struct EventReader {
         tokenOffset = format.tokenOffset
         readableOnlyWord = format.readableOnlyWord
         readiness = format.readiness
-    }
-
-    /// True when the records have the compact layout: 12 bytes, a 32-bit word that is 1 exactly
-    /// when the record reports readability alone, then the 64-bit token (`Events`' own layout,
-    /// and any kernel record shaped that way). A hot loop can then use `compactEvent(atToken:)`
-    /// and step by `compactStride`: every offset and value is a constant.
-    @inlinable @inline(__always)
-    public var isCompact: Bool {
-        stride == Self.compactStride && tokenOffset == 4 && wordFromToken == -4
-            && readableOnlyWord == 1
+        isCompact = format.isCompact
     }
 
     /// The record size of the compact layout.

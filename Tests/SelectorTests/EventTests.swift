@@ -104,4 +104,34 @@ struct EventTests {
                 Event(token: 2, readiness: .writable),
             ])
     }
+
+    @Test("only the 12-byte layout with the token at 4 and readable-only word 1 is compact")
+    func compactLayoutIsRecognised() {
+        #expect(EventRecordFormat.neutral.isCompact)
+        #expect(!Self.testFormat.isCompact)
+        let decode: @convention(c) (UnsafeRawPointer) -> UInt8 = { _ in 0 }
+        let compact = EventRecordFormat(
+            stride: 12, tokenOffset: 4, readableOnlyOffset: 0, readableOnlyWord: 1,
+            readiness: decode)
+        #expect(compact.isCompact)
+        // Each field off by one breaks it.
+        for other in [
+            EventRecordFormat(
+                stride: 16, tokenOffset: 4, readableOnlyOffset: 0, readableOnlyWord: 1,
+                readiness: decode),
+            EventRecordFormat(
+                stride: 12, tokenOffset: 0, readableOnlyOffset: 8, readableOnlyWord: 1,
+                readiness: decode),
+            EventRecordFormat(
+                stride: 12, tokenOffset: 4, readableOnlyOffset: 0, readableOnlyWord: 2,
+                readiness: decode),
+        ] {
+            #expect(!other.isCompact)
+        }
+        var events = Events(capacity: 2)
+        events.append(Event(token: 5, readiness: .readable))
+        #expect(events.reader.isCompact)
+        events.fill(format: Self.testFormat) { _ in 0 }
+        #expect(!events.reader.isCompact)
+    }
 }
