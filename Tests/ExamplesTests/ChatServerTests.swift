@@ -27,9 +27,10 @@ struct ChatServerTests {
 
     @Test(
         "a line reaches every other client, not its sender; joins and leaves are announced",
-        arguments: ["epoll", "poll"])
-    func broadcastAndNotices(backend: String) throws {
-        try withServer(["--backend", backend]) { server, tracker in
+        arguments: Backend.all)
+    func broadcastAndNotices(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             let alice = try server.connect(tracker: tracker)
             let bob = try server.connect(tracker: tracker)
             alice.expect("* \(bob.id) joined")
@@ -107,9 +108,10 @@ struct ChatServerTests {
         }
     }
 
-    @Test("a line split across reads is delivered once, whole", arguments: ["epoll", "poll"])
-    func splitLinesReassemble(backend: String) throws {
-        try withServer(["--backend", backend]) { server, tracker in
+    @Test("a line split across reads is delivered once, whole", arguments: Backend.all)
+    func splitLinesReassemble(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             let sender = try server.connect(tracker: tracker)
             let receiver = try server.connect(tracker: tracker)
             sender.expect("* \(receiver.id) joined")
@@ -132,9 +134,10 @@ struct ChatServerTests {
 
     @Test(
         "a client that never reads is disconnected and the server's memory stays bounded",
-        arguments: ["epoll", "poll"])
-    func slowClientIsDisconnected(backend: String) throws {
-        try withServer(["--backend", backend]) { server, tracker in
+        arguments: Backend.all)
+    func slowClientIsDisconnected(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             let slow = try server.connect(tracker: tracker, receiveBuffer: 4096)
             let reader = try server.connect(tracker: tracker, receiveBuffer: 1 << 20)
             let flooder = try server.connect(tracker: tracker)
@@ -175,9 +178,10 @@ struct ChatServerTests {
         }
     }
 
-    @Test("an overlong line earns an error line and a disconnect", arguments: ["epoll", "poll"])
-    func overlongLine(backend: String) throws {
-        try withServer(["--backend", backend, "--max-line", "1000"]) { server, tracker in
+    @Test("an overlong line earns an error line and a disconnect", arguments: Backend.all)
+    func overlongLine(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)", "--max-line", "1000"]) { server, tracker in
             let talker = try server.connect(tracker: tracker)
             let other = try server.connect(tracker: tracker)
             talker.expect("* \(other.id) joined")
@@ -229,13 +233,14 @@ struct ChatServerTests {
 
     @Test(
         "2000 hostile connections come and go while two clients keep chatting",
-        arguments: ["epoll", "poll"])
-    func connectionChurn(backend: String) throws {
-        try withServer(["--backend", backend]) { server, tracker in
+        arguments: Backend.all)
+    func connectionChurn(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             let alice = try server.connect(tracker: tracker)
             let bob = try server.connect(tracker: tracker)
             alice.expect("* \(bob.id) joined")
-            var random = TestRandom(seed: UInt64(backend.utf8.count) * 7919)
+            var random = TestRandom(seed: UInt64("\(backend)".utf8.count) * 7919)
             let baseline = server.residentKiB
             var peak = baseline
             for batch in 0..<20 {

@@ -62,8 +62,10 @@ struct HTTPHelloTests {
         _ = server.stop()
     }
 
-    @Test func keepAliveReusesTheConnection() throws {
-        let server = try HTTPHelloProcess()
+    @Test(arguments: Backend.all)
+    func keepAliveReusesTheConnection(backend: Backend) throws {
+        try backend.requireAvailable()
+        let server = try HTTPHelloProcess(["--backend", "\(backend)"])
         let result = try httpRunTool("curl", ["-s", "-v", server.url(), server.url()])
         #expect(result.status == 0)
         #expect(result.output == "Hello, World!Hello, World!")
@@ -111,8 +113,10 @@ struct HTTPHelloTests {
 
     // MARK: Raw sockets
 
-    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        let server = try HTTPHelloProcess()
+    @Test(arguments: Backend.all)
+    func pipelinedRequestsAreAnsweredInOrder(backend: Backend) throws {
+        try backend.requireAvailable()
+        let server = try HTTPHelloProcess(["--backend", "\(backend)"])
         let tracker = HTTPSocketTracker()
         do {
             let client = try HTTPRawClient(port: server.port, tracker: tracker)

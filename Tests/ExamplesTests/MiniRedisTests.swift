@@ -35,8 +35,9 @@ struct MiniRedisTests {
         return result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output
     }
 
-    @Test("each command answers redis-cli exactly as Redis would", arguments: ["epoll", "poll"])
-    func commandsThroughRedisCLI(backend: String) throws {
+    @Test("each command answers redis-cli exactly as Redis would", arguments: Backend.all)
+    func commandsThroughRedisCLI(backend: Backend) throws {
+        try backend.requireAvailable()
         let script: [([String], String)] = [
             (["PING"], "PONG"),
             (["ping", "hello"], "\"hello\""),
@@ -104,7 +105,7 @@ struct MiniRedisTests {
             (["DBSIZE"], "(integer) 0"),
             (["QUIT"], "OK"),
         ]
-        try withServer(["--backend", backend]) { server, tracker in
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             for (arguments, expected) in script {
                 let got = try cli(server, tracker, arguments)
                 #expect(got == expected, "\(arguments)")
@@ -148,9 +149,10 @@ struct MiniRedisTests {
         }
     }
 
-    @Test("100 pipelined commands in one write get 100 replies, in order")
-    func pipelining() throws {
-        try withServer { server, tracker in
+    @Test("100 pipelined commands in one write get 100 replies, in order", arguments: Backend.all)
+    func pipelining(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)"]) { server, tracker in
             let client = try RedisRawClient(port: server.port, tracker: tracker)
             defer { client.close() }
             var batch: [UInt8] = []
@@ -255,9 +257,12 @@ struct MiniRedisTests {
         }
     }
 
-    @Test("a 4 MiB value survives the round trip; a larger bulk than --max-bulk is refused")
-    func bigValues() throws {
-        try withServer(["--max-bulk", "\(5 << 20)"]) { server, tracker in
+    @Test(
+        "a 4 MiB value survives the round trip; a larger bulk than --max-bulk is refused",
+        arguments: Backend.all)
+    func bigValues(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)", "--max-bulk", "\(5 << 20)"]) { server, tracker in
             let client = try RedisRawClient(port: server.port, tracker: tracker)
             defer { client.close() }
             var random = TestRandom(seed: 7)
@@ -276,9 +281,13 @@ struct MiniRedisTests {
         }
     }
 
-    @Test("a client that pipelines big reads and never reads replies is dropped")
-    func outputLimit() throws {
-        try withServer(["--max-output", "\(8 << 20)"]) { server, tracker in
+    @Test(
+        "a client that pipelines big reads and never reads replies is dropped",
+        arguments: Backend.all)
+    func outputLimit(backend: Backend) throws {
+        try backend.requireAvailable()
+        try withServer(["--backend", "\(backend)", "--max-output", "\(8 << 20)"]) {
+            server, tracker in
             let setter = try RedisRawClient(port: server.port, tracker: tracker)
             defer { setter.close() }
             setter.send(

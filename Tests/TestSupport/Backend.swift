@@ -66,6 +66,12 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
         }
     }
 
+    /// Cancels the running test case, saying why, where this backend is refused at run time
+    /// (`unavailability`): for tests that run the backend in a child process (the examples).
+    public func requireAvailable() throws {
+        if let unavailability { try Test.cancel(Comment(rawValue: unavailability)) }
+    }
+
     /// Opens what the backend keeps for the process's lifetime (libkqueue's two descriptors)
     /// before a leak check snapshots the descriptors, so they do not count as a leak.
     public func prepareForLeakCheck() {
