@@ -279,7 +279,8 @@ static void close_if_done(int fd) {
 // recv is ended by shutting the socket down (it then completes with 0).
 static void abandon(int fd) {
     struct connection *c = &connections[fd];
-    for (int32_t bid = c->send_head; bid >= 0; bid = buffer_next[bid]) return_buffer((unsigned)bid);
+    for (int32_t bid = c->send_head; bid >= 0; bid = buffer_next[bid])
+        return_buffer((unsigned)bid);
     c->send_head = c->send_tail = -1;
     c->closing = 1;
     c->starved = 0;
