@@ -15,7 +15,9 @@ let package = Package(
     products: [
         .executable(name: "echo-load", targets: ["EchoLoad"]),
         .executable(name: "c-echo", targets: ["CEcho"]),
+        .executable(name: "c-uring-echo", targets: ["CURingEcho"]),
         .executable(name: "nio-echo", targets: ["NIOEcho"]),
+        .executable(name: "nio-async-echo", targets: ["NIOAsyncEcho"]),
     ],
     dependencies: [
         .package(
@@ -35,7 +37,8 @@ let package = Package(
             path: "Benchmarks/SelectorBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // The echo suite (./run): our load generator and the two reference servers.
+        // The echo suite (./run): our load generator and the reference servers (C on epoll and
+        // on io_uring, SwiftNIO with a handler and with NIOAsyncChannel).
         .executableTarget(
             name: "EchoLoad",
             dependencies: [
@@ -46,6 +49,7 @@ let package = Package(
             path: "Benchmarks/EchoLoad"
         ),
         .executableTarget(name: "CEcho", path: "Benchmarks/CEcho"),
+        .executableTarget(name: "CURingEcho", path: "Benchmarks/CURingEcho"),
         .executableTarget(
             name: "NIOEcho",
             dependencies: [
@@ -53,6 +57,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/NIOEcho"
+        ),
+        .executableTarget(
+            name: "NIOAsyncEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOAsyncEcho"
         ),
     ],
     swiftLanguageModes: [.v6]
