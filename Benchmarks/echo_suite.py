@@ -86,6 +86,15 @@ def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
 
 
+# `--baseline REV` adds reactor-epoll built from REV as the server "reactor-epoll@REV", beside
+# reactor-epoll in every pass, so a change's before and after are measured in one run.
+BASELINE_PREFIX = "reactor-epoll@"
+
+
+def baseline_server(servers):
+    return next((s for s in servers if s.startswith(BASELINE_PREFIX)), None)
+
+
 def runs_scenario(server, key):
     return key in SERVER_SCENARIOS.get(server, (key,))
 
@@ -117,6 +126,11 @@ class Suite:
         if server == "reactor-async":
             return [f"{directory}/echo-server", "--port", str(port), "--backend", "epoll",
                     "--threads", "1", "--async"]
+        if server.startswith(BASELINE_PREFIX):
+            # The same echo-server built from an earlier commit (`--baseline`).
+            directory = binaries or self.args.baseline_bin
+            return [f"{directory}/echo-server", "--port", str(port), "--backend", "epoll",
+                    "--threads", "1"]
         backend = server.split("-", 1)[1]
         return [f"{directory}/echo-server", "--port", str(port), "--backend", backend,
                 "--threads", "1"]
@@ -125,12 +139,14 @@ class Suite:
         """A directory with a copy of `server`'s program without DWARF (valgrind 3.19 rejects
         the Swift toolchain's DWARF 5); the symbol table stays, so profiles still name
         functions."""
-        directory = f"{self.tmp}/stripped"
+        baseline = server.startswith(BASELINE_PREFIX)
+        directory = f"{self.tmp}/stripped" + ("-baseline" if baseline else "")
         os.makedirs(directory, exist_ok=True)
-        name = os.path.basename(self.server_argv(server, 0)[0])
+        program = self.server_argv(server, 0)[0]
+        name = os.path.basename(program)
         if not os.path.exists(f"{directory}/{name}"):
-            subprocess.run(["objcopy", "--strip-debug", f"{self.bin}/{name}",
-                            f"{directory}/{name}"], check=True, capture_output=True)
+            subprocess.run(["objcopy", "--strip-debug", program, f"{directory}/{name}"],
+                           check=True, capture_output=True)
         return directory
 
     def start_server(self, server, wrapper=(), binaries=None):
@@ -624,6 +640,9 @@ def plot(data, table, path):
     colors = {"c": "#59a14f", "c-uring": "#9c755f", "nio": "#f28e2b", "nio-async": "#ffbe7d",
               "reactor-epoll": "#4e79a7", "reactor-async": "#a0cbe8",
               "reactor-uring": "#e15759", "reactor-poll": "#76b7b2", "reactor-kqueue": "#b07aa1"}
+    for server in servers:
+        if server.startswith(BASELINE_PREFIX):
+            colors[server] = "#bab0ac"
     panels = [
         ("msgs_per_s", "throughput ÷ C (higher is better)"),
         ("cpu_us_per_msg", "server CPU per message ÷ C"),
@@ -962,6 +981,60 @@ def report(data, args):
         match = re.search(r"\(([^()]*buffer[^()]*)\)", banners.get(server, ""))
         return match.group(1) if match else None
 
+    # Issues 12 and 14: the epoll path against the C floor and against its own earlier build.
+    before = baseline_server(servers)
+    add("## Issue 12 and 14 targets (reactor-epoll vs c" + (f" and {before}" if before else "")
+        + ")")
+    add("")
+    if before:
+        add(f"`{before}` is echo-server built from commit {before.split('@', 1)[1]} and measured "
+            "in this run beside today's (`Benchmarks/run --baseline REV`): “no worse than "
+            "before” compares the two here, not figures from another run or machine.")
+    else:
+        add("No `--baseline` build in this run: the “no worse than before” rows are n/a.")
+    add("")
+    add("| target | measured | verdict |")
+    add("|---|---|---|")
+    for key in ("c1", "c64"):
+        mine = table.get(("instructions", key, "reactor-epoll"))
+        floor = table.get(("instructions", key, "c"))
+        r = ratio(mine, floor)
+        add(f"| user-space instructions per echo ≤ 1.5× c ({scenario_label[key]}) | "
+            f"{fmt(mine, 0)} vs {fmt(floor, 0)} = {times(r)} | "
+            f"{judged(None if r is None else r <= 1.5, 'reactor-epoll', 'c')} |")
+    for key in ("c1", "c64", "c1000", "big"):
+        mine = table.get(("cpu_us_per_msg", key, "reactor-epoll"))
+        floor = table.get(("cpu_us_per_msg", key, "c"))
+        r = ratio(mine, floor)
+        add(f"| server CPU per message ≤ 1.05× c ({scenario_label[key]}) | "
+            f"{fmt(mine)} vs {fmt(floor)} µs = {times(r)} (run-to-run spread reactor-epoll / "
+            f"c: {noise(key, 'reactor-epoll', 'c')}) | "
+            f"{judged(None if r is None else r <= 1.05, 'reactor-epoll', 'c')} |")
+    allocs = table.get(("allocs", "c64", "reactor-epoll"))
+    add(f"| heap allocations per message = 0 | {fmt(allocs, 3)} | "
+        f"{judged(None if allocs is None else allocs < 0.005, 'reactor-epoll')} |")
+    if before:
+        rows = [("instructions", key, "user-space instructions per echo", 0)
+                for key in ("c1", "c64", "big")]
+        rows += [("syscalls", key, "syscalls per message", 2) for key in ("c1", "c64", "c1000")]
+        rows += [("cpu_us_per_msg", key, "server CPU per message (µs)", 2)
+                 for key in ("c1", "c64", "c1000", "big")]
+        rows += [("allocs", "c64", "heap allocations per message", 3),
+                 ("idle_bytes", "idle", "memory per idle connection (B)", 0)]
+        for metric, key, what, digits in rows:
+            mine = table.get((metric, key, "reactor-epoll"))
+            old_value = table.get((metric, key, before))
+            where = "10,000 idle conns" if key == "idle" else scenario_label[key]
+            spread_note = ""
+            if metric == "cpu_us_per_msg":
+                spread_note = f" (run-to-run spread now / before: {noise(key, 'reactor-epoll', before)})"
+            ok = None
+            if mine is not None and old_value is not None:
+                ok = mine <= old_value + (0.005 if metric == "allocs" else 0)
+            add(f"| {what} no worse than before ({where}) | {fmt(mine, digits)} vs "
+                f"{fmt(old_value, digits)} = {times(ratio(mine, old_value))}{spread_note} | "
+                f"{judged(ok, 'reactor-epoll', before)} |")
+    add("")
     # Issue 13: io_uring below one syscall per message, at or under the C epoll floor's CPU.
     add("## Issue 13 targets (reactor-uring vs c and c-uring)")
     add("")
@@ -1100,8 +1173,14 @@ def main():
     parser.add_argument("--passes", default="timed,syscalls,idle,valgrind",
                         help="comma-separated subset of timed,syscalls,idle,valgrind")
     parser.add_argument("--no-valgrind", dest="valgrind", action="store_false")
+    parser.add_argument("--baseline-bin", help="directory of an echo-server built from an "
+                        "earlier commit (Benchmarks/run --baseline REV builds it)")
+    parser.add_argument("--baseline-label", default="baseline")
     args = parser.parse_args()
     args.passes = set(args.passes.split(","))
+    if args.baseline_bin and not args.from_last:
+        args.baseline_bin = os.path.abspath(args.baseline_bin)
+        SERVERS.insert(SERVERS.index("reactor-epoll") + 1, BASELINE_PREFIX + args.baseline_label)
     args.valgrind_echoes = (200, 1200)
     if args.quick:
         args.reps, args.warmup, args.duration = 1, 0.2, 0.5
