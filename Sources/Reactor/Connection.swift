@@ -66,6 +66,17 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private var readStops = ReadStop.notOpen
     /// What a short read leads to (`ShortRead`): decided once, so the read path tests one byte.
     private let afterShortRead: ShortRead
+    /// The backend runs this connection's I/O (`EventSelector.completesIO`): a multishot
+    /// receive delivers input, every write is queued and sent through the backend, one send
+    /// in flight at a time. `outputPending` then stays true, so `write` takes the queueing
+    /// path.
+    private let completes: Bool
+    /// Completions: the receive is started (not stopped).
+    private var receiving = false
+    /// Completions: a send is in flight (the front of `extras.output` is the kernel's).
+    private var sending = false
+    /// Completions: bytes arrived while reading was paused and wait in `input`.
+    private var heldWhilePaused = false
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
@@ -115,7 +126,9 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     @inline(__always)
-    private var hasOutput: Bool { outputPending }
+    private var hasOutput: Bool {
+        completes ? extras.map { !$0.output.isEmpty } ?? false : outputPending
+    }
 
     private var closeReason: CloseReason? {
         get { extras?.closeReason }
@@ -144,6 +157,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         self.context = reactor.context
         self.delegate = delegate
         self.settings = settings
+        completes = reactor.context.completesIO
         if !Backend.shortReadMeansDrained {
             afterShortRead = .readAgain
         } else {
@@ -160,7 +174,19 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         guard state == .idle else {
             throw Errno(Errno.EEXIST.code, call: "Connection.start (already started)")
         }
-        token = try reactor.register(self, interest: .readable)
+        if completes {
+            token = reactor.registerForCompletions(fd, handler: self, kind: .connection)
+            do {
+                try reactor.selector.receive(fd, token: token)
+            } catch {
+                reactor.deregister(token)
+                throw error
+            }
+            receiving = true
+            outputPending = true
+        } else {
+            token = try reactor.register(self, interest: .readable)
+        }
         state = .open
         lastActivity = context.currentTime
         if settings.idleNanoseconds > 0 {
@@ -197,6 +223,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     func writeQueued(_ bytes: UnsafeRawBufferPointer) {
         context.assertOnLoopThread()
         guard state == .open, !bytes.isEmpty else { return }
+        if completes { return submitWrite(bytes) }
         if outputPending { return enqueue(bytes) }
         let result: IOResult<Int>
         do {
@@ -358,8 +385,12 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             if let timer = extras.writeTimer { reactor.cancel(timer) }
             extras.idleTimer = nil
             extras.writeTimer = nil
-            extras.output.removeAll()
+            // A send in flight still reads the front chunk: the backend keeps `extras` alive
+            // until it completes, and `extras` frees the chunks then.
+            if !sending { extras.output.removeAll() }
         }
+        sending = false
+        receiving = false
         outputPending = false
         state = .closed
         try? socket.close()
@@ -529,6 +560,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     private func updateInterest() {
         guard state == .open || state == .closing else { return }
+        if completes { return updateReceiving() }
         var wanted: Interest = []
         if state == .open && !readingPaused && !peerClosed { wanted.insert(.readable) }
         if hasOutput { wanted.insert(.writable) }
@@ -540,6 +572,120 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             try reactor.setInterest(token, wanted)
         } catch {
             finish(.error(error))
+        }
+    }
+}
+
+// MARK: - Completions
+
+extension Connection {
+    /// A completion of this connection's receive or send (the reactor's dispatch inlines it).
+    @inline(__always)
+    func handleCompletion(_ completion: IOCompletion) {
+        context.assertOnLoopThread()
+        if completion.operation == .receive {
+            if completion.result > 0, canRead, let bytes = completion.bytes {
+                noteActivity()
+                // Straight from the backend's buffer; only what the delegate leaves is copied.
+                return deliver(UnsafeRawBufferPointer(start: bytes, count: Int(completion.result)))
+            }
+            return received(completion)
+        }
+        if completion.operation == .send { sent(completion.result) }
+    }
+
+    /// A receive completion other than bytes for an open, reading connection.
+    @inline(never)
+    private func received(_ completion: IOCompletion) {
+        if completion.result > 0, let bytes = completion.bytes {
+            // Reading is paused (or stopping) but the bytes came: keep them for later, as the
+            // socket would have (`updateReceiving` offers them once reading resumes).
+            guard state == .open else { return }
+            input.append(
+                contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(completion.result)))
+            heldWhilePaused = true
+            return
+        }
+        receiving = false
+        guard state == .open || state == .closing else { return }
+        if completion.result == 0 {
+            peerClosed = true
+            closeReason = .endOfFile
+            if state == .open { delegate.connectionDidReadEOF(self) }
+        } else {
+            finish(.error(Errno(-completion.result, call: "recv")))
+        }
+    }
+
+    /// Queues `bytes` and sends them through the backend unless a send is in flight (which
+    /// sends them when it completes).
+    @inline(never)
+    fileprivate func submitWrite(_ bytes: UnsafeRawBufferPointer) {
+        let extras = extra
+        if extras.output.isEmpty {
+            extras.output.keepsLastChunk = true
+            if settings.writeNanoseconds > 0 {
+                extras.lastWriteProgress = context.currentTime
+                armWriteTimer()
+            }
+        }
+        extras.output.append(bytes)
+        lastActivity = context.now
+        if !sending { sendFront() }
+        if !readingPaused && extras.output.bytes > settings.options.highWatermark {
+            readingPaused = true
+            updateReceiving()
+        }
+    }
+
+    /// Hands the front of the queue to the backend.
+    private func sendFront() {
+        let extras = extra
+        do {
+            try reactor.selector.send(
+                fd, token: token, bytes: extras.output.front, keepingAlive: extras)
+            sending = true
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// A send completed: `result` bytes went out (or -errno).
+    private func sent(_ result: Int32) {
+        sending = false
+        guard state == .open || state == .closing, let extras else { return }
+        if result < 0 { return fail(Errno(-result, call: "send")) }
+        extras.output.consume(Int(result))
+        noteActivity()
+        extras.lastWriteProgress = lastActivity
+        if !extras.output.isEmpty { return sendFront() }
+        if extras.output.shutdownWhenDrained {
+            extras.output.shutdownWhenDrained = false
+            try? Sys.shutdownWrite(fd)
+        }
+        if state == .closing { return finish(closeReason ?? .closed) }
+        if readingPaused && extras.output.bytes <= settings.options.lowWatermark {
+            readingPaused = false
+            updateReceiving()
+            delegate.connectionDidDrain(self)
+        }
+    }
+
+    /// Starts or stops the backend's receive to match what reading wants now; on resuming,
+    /// offers what arrived while paused.
+    fileprivate func updateReceiving() {
+        let wanted = state == .open && !readingPaused && !peerClosed
+        guard wanted != receiving else { return }
+        receiving = wanted
+        if !wanted { return reactor.selector.stopReceiving(fd) }
+        do {
+            try reactor.selector.receive(fd, token: token)
+        } catch {
+            return fail(error)
+        }
+        if heldWhilePaused {
+            heldWhilePaused = false
+            redeliverBufferedInput()
         }
     }
 }

@@ -21,6 +21,9 @@ struct OutputQueue {
     private(set) var bytes = 0
     /// Send a FIN once everything queued has gone out.
     var shutdownWhenDrained = false
+    /// Keep the last chunk when everything is consumed, for the next bytes (a connection on
+    /// completions queues every message: no allocation per message).
+    var keepsLastChunk = false
 
     var isEmpty: Bool { bytes == 0 }
 
@@ -63,7 +66,16 @@ struct OutputQueue {
         return try body(UnsafeBufferPointer(rebasing: vectors[..<count]))
     }
 
-    /// Drops `n` sent bytes from the front, freeing emptied chunks.
+    /// The contiguous bytes at the front of the queue (the head chunk's), empty when none.
+    var front: UnsafeRawBufferPointer {
+        guard head < chunks.count else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let chunk = chunks[head]
+        return UnsafeRawBufferPointer(
+            start: chunk.base + chunk.start, count: chunk.end - chunk.start)
+    }
+
+    /// Drops `n` sent bytes from the front, freeing emptied chunks (but the last one, if
+    /// `keepsLastChunk`).
     mutating func consume(_ n: Int) {
         var left = n
         bytes -= n
@@ -74,6 +86,15 @@ struct OutputQueue {
                 return
             }
             left -= available
+            if keepsLastChunk && head == chunks.count - 1 {
+                chunks[head].start = 0
+                chunks[head].end = 0
+                if head > 0 {
+                    chunks.removeFirst(head)
+                    head = 0
+                }
+                return
+            }
             chunks[head].base.deallocate()
             head += 1
         }

@@ -51,6 +51,21 @@ public final class URingSelector: EventSelector {
     // Owner-only state (the thread that selects; `makeWaker` is called there too).
     private var wakers: [WakeFlag] = []
     private var doorbellArmed = false
+    /// Completion I/O: the state of each descriptor number's requests (owner only).
+    private var io: UnsafeMutablePointer<IOEntry>
+    private var ioCapacity = 0
+    /// The provided buffers multishot receives fill, made by the first `receive`.
+    private var buffers: URingBufferRing?
+    /// What the last `select` completed, and the receive buffers it handed out (taken back at
+    /// the start of the next `select`).
+    private let records: UnsafeMutablePointer<IOCompletion>
+    private var recordCount = 0
+    private let handedOut: UnsafeMutablePointer<UInt16>
+    private var handedOutCount = 0
+    /// Buffers given back since the last publish (stale completions').
+    private var buffersReturned = false
+    /// What in-flight sends of ended descriptors keep alive, by user data, until they complete.
+    private var orphanedSends: [(userData: UInt64, owner: AnyObject)] = []
 
     /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
     /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
@@ -77,6 +92,9 @@ public final class URingSelector: EventSelector {
         shared = Shared(doorbell: SharedDescriptor(try Sys.eventfd()))
         doorbellCount = .allocate(capacity: 1)
         doorbellCount.initialize(to: 0)
+        io = .allocate(capacity: 0)
+        records = .allocate(capacity: Self.recordCapacity)
+        handedOut = .allocate(capacity: Self.recordCapacity)
     }
 
     deinit {
@@ -84,6 +102,10 @@ public final class URingSelector: EventSelector {
         // The doorbell read still in flight can no longer complete with data: every descriptor
         // of its eventfd is closed, and the ring's teardown cancels it.
         doorbellCount.deallocate()
+        io.deinitialize(count: ioCapacity)
+        io.deallocate()
+        records.deallocate()
+        handedOut.deallocate()
     }
 
     /// The thread-safe registration handle.
@@ -99,6 +121,7 @@ public final class URingSelector: EventSelector {
         let deadline = timeout.flatMap { $0 > .zero ? ContinuousClock.now + $0 : nil }
         var remaining = timeout
         if ring.isDisabled { try ring.enable() }
+        takeBuffersBack()
         while true {
             // Paired with Shared.notify and Waker.wake: either they see `polling` and ring the
             // doorbell, or the loads below see their change or flag.
@@ -107,6 +130,10 @@ public final class URingSelector: EventSelector {
                 try shared.lock.withLock { () throws(Errno) in try applyChanges() }
             }
             if !doorbellArmed { try armDoorbell() }
+            if buffersReturned {
+                buffersReturned = false
+                buffers?.publish()
+            }
             let result: URing.EnterResult
             if remaining != .zero && !wakerRaised() && !ring.hasCompletions {
                 result = try ring.enter(waitingFor: 1, timeout: remaining)
@@ -118,7 +145,9 @@ public final class URingSelector: EventSelector {
             }
             shared.polling.store(false, ordering: .relaxed)
             try collect(into: &events)
-            if !events.isEmpty || remaining == .zero || result == .timedOut { return }
+            if !events.isEmpty || recordCount > 0 || remaining == .zero || result == .timedOut {
+                return
+            }
             // Interrupted (EINTR): with no timeout, return (empty); a finite wait goes on for
             // what remains of its timeout.
             if result == .interrupted && deadline == nil { return }
@@ -148,7 +177,12 @@ public final class URingSelector: EventSelector {
         if shared.doorbell.isClosed { return }
         shared.doorbell.close()
         quiesce()
+        if !ring.isDisabled { buffers?.unregister() }
         ring.close()
+        // Nothing is in flight any more: the sends' buffers may go.
+        orphanedSends.removeAll()
+        for index in 0..<ioCapacity { io[index].sendOwner = nil }
+        recordCount = 0
     }
 
     /// Cancels every request in flight (IORING_OP_ASYNC_CANCEL, IORING_ASYNC_CANCEL_ANY) and
@@ -171,9 +205,12 @@ public final class URingSelector: EventSelector {
 
     // MARK: - Owner: submissions
 
-    /// User data: the descriptor number in the low 32 bits, the poll's generation in the high
-    /// 32. Internal requests use descriptor `internalTag`.
+    /// User data: the descriptor number in the low 32 bits, the request's generation in the
+    /// next 29 and its `Operation` in the top 3 (0 for polls). Internal requests use
+    /// descriptor `internalTag`.
     static let internalTag: UInt64 = 0xFFFF_FFFF
+    /// Generations are 29 bits.
+    static let generationMask: UInt32 = (1 << 29) - 1
     static let doorbellData: UInt64 = 1 << 32 | internalTag
     static let removalData: UInt64 = 2 << 32 | internalTag
 
@@ -219,7 +256,8 @@ public final class URingSelector: EventSelector {
                 entry.armed = 0
             }
             if entry.registered {
-                entry.generation = entry.generation &+ 1 == 0 ? 1 : entry.generation &+ 1
+                let next = (entry.generation &+ 1) & Self.generationMask
+                entry.generation = next == 0 ? 1 : next
                 let sqe = try submission()
                 csys_io_uring_prep(
                     sqe, UInt8(IORING_OP_POLL_ADD.rawValue), fd, 0,
@@ -271,25 +309,32 @@ public final class URingSelector: EventSelector {
                 }
             }
             if hasCompletions {
-                try shared.lock.withLock { () throws(Errno) in
-                    try reap(into: base, capacity: capacity, count: &count)
-                }
+                // The lock guards the poll table only: taken at the first poll completion.
+                var locked = false
+                defer { if locked { shared.lock.unlock() } }
+                try reap(into: base, capacity: capacity, count: &count, locked: &locked)
             }
             return count
         }
     }
 
-    /// Consumes completions into neutral records at `base`. Lock held.
+    /// Consumes completions: polls into neutral records at `base` (taking the lock for them),
+    /// completion I/O into `records`.
     @inline(__always)
-    private func reap(into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int)
-        throws(Errno)
-    {
+    private func reap(
+        into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int, locked: inout Bool
+    ) throws(Errno) {
         try ring.reapCompletions { (completion) throws(Errno) -> Bool in
+            if completion.userData >> 61 != 0 { return complete(completion) }
             let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
             let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
             if completion.userData & Self.internalTag == Self.internalTag {
                 if completion.userData == Self.doorbellData { doorbellArmed = false }
                 return true
+            }
+            if !locked {
+                shared.lock.lock()
+                locked = true
             }
             // Stale: removed or replaced since (or never known: not ours). A dirty entry's
             // completions are dropped too: the registry changed it since (another thread, while
@@ -312,6 +357,295 @@ public final class URingSelector: EventSelector {
                 count += 1
             }
             return true
+        }
+    }
+
+    // MARK: - Completion I/O (owner only)
+
+    /// True: `Connection` and `Acceptor` run on completions (multishot receive into provided
+    /// buffers, sends through the ring, multishot accept).
+    public static var completesIO: Bool { true }
+
+    /// Provided buffers: 16 KiB each, so that a 16 KiB message arrives in one completion, and
+    /// 512 of them (8 MiB), so that hundreds of connections can each have one in flight per
+    /// loop turn. A receive that finds none left ends with ENOBUFS and is armed again once the
+    /// turn's buffers come back.
+    public static var receiveBufferSize: Int { 16 << 10 }
+    /// How many provided buffers (`receiveBufferSize` each) the first `receive` registers.
+    public static var receiveBufferCount: Int { 512 }
+    /// Completions one `select` reports at most (the rest wait in the ring).
+    static var recordCapacity: Int { 1024 }
+
+    /// Completion requests' `Operation` in their user data.
+    enum Operation: UInt64 {
+        case receive = 1
+        case send = 2
+        case accept = 3
+        case readable = 4
+    }
+
+    /// One descriptor number's completion requests.
+    struct IOEntry {
+        var token = Token(0)
+        /// The generation of this number's requests; bumped by `endIO`.
+        var generation: UInt32 = 1
+        var inUse = false
+        var receiveWanted = false
+        /// A multishot receive is in the kernel (until its completion without IORING_CQE_F_MORE).
+        var receiveArmed = false
+        var acceptWanted = false
+        var acceptArmed = false
+        var sendArmed = false
+        var readableArmed = false
+        /// What keeps the armed send's bytes alive.
+        var sendOwner: AnyObject?
+    }
+
+    @inline(__always)
+    static func ioData(_ fd: Int32, _ generation: UInt32, _ operation: Operation) -> UInt64 {
+        operation.rawValue << 61 | UInt64(generation & generationMask) << 32
+            | UInt64(UInt32(bitPattern: fd))
+    }
+
+    /// The entry of `fd`, the table grown to hold it.
+    @inline(__always)
+    private func entry(_ fd: FileDescriptor) throws(Errno) -> UnsafeMutablePointer<IOEntry> {
+        let index = Int(fd.rawValue)
+        if index < 0 { throw Errno(Errno.EBADF.code, call: "io_uring (descriptor)") }
+        if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring (closed)") }
+        if index >= ioCapacity { growIO(to: index + 1) }
+        return io + index
+    }
+
+    private func growIO(to needed: Int) {
+        let capacity = max(needed, ioCapacity * 2, 64)
+        let bigger = UnsafeMutablePointer<IOEntry>.allocate(capacity: capacity)
+        bigger.moveInitialize(from: io, count: ioCapacity)
+        (bigger + ioCapacity).initialize(repeating: IOEntry(), count: capacity - ioCapacity)
+        io.deallocate()
+        io = bigger
+        ioCapacity = capacity
+    }
+
+    /// Starts a multishot receive on `fd` into the provided buffers (registered on first use:
+    /// `receiveBufferCount` × `receiveBufferSize`).
+    public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        if buffers == nil {
+            buffers = try URingBufferRing(
+                uring: ring, group: 0, count: Self.receiveBufferCount,
+                size: Self.receiveBufferSize)
+        }
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.receiveWanted = true
+        if !entry.pointee.receiveArmed { try armReceive(fd.rawValue, entry) }
+    }
+
+    private func armReceive(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_RECV.rawValue), fd, 0, 0, 0,
+            Self.ioData(fd, entry.pointee.generation, .receive))
+        csys_io_uring_sqe_set_ioprio(sqe, UInt16(IORING_RECV_MULTISHOT))
+        csys_io_uring_sqe_set_flags(sqe, UInt8(1 << IOSQE_BUFFER_SELECT_BIT))
+        csys_io_uring_sqe_set_buf_group(sqe, 0)
+        entry.pointee.receiveArmed = true
+    }
+
+    /// Cancels the multishot receive on `fd`; completions already posted still arrive.
+    public func stopReceiving(_ fd: FileDescriptor) {
+        guard let entry = try? self.entry(fd), entry.pointee.receiveWanted else { return }
+        entry.pointee.receiveWanted = false
+        if entry.pointee.receiveArmed {
+            cancel(Self.ioData(fd.rawValue, entry.pointee.generation, .receive))
+        }
+    }
+
+    /// Submits one IORING_OP_SEND of `bytes` (MSG_NOSIGNAL) at the next `select`, keeping
+    /// `owner` until it completes. EBUSY while a send on `fd` is in flight.
+    public func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject
+    ) throws(Errno) {
+        let entry = try self.entry(fd)
+        if entry.pointee.sendArmed { throw Errno(Errno.EBUSY.code, call: "send (one in flight)") }
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_SEND.rawValue), fd.rawValue,
+            UInt64(UInt(bitPattern: bytes.baseAddress)), UInt32(clamping: bytes.count), 0,
+            Self.ioData(fd.rawValue, entry.pointee.generation, .send))
+        csys_io_uring_sqe_set_op_flags(sqe, UInt32(MSG_NOSIGNAL))
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.sendArmed = true
+        entry.pointee.sendOwner = owner
+    }
+
+    /// Starts a multishot accept on the listening `fd` (accepted descriptors non-blocking and
+    /// close-on-exec).
+    public func accept(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.acceptWanted = true
+        if !entry.pointee.acceptArmed { try armAccept(fd.rawValue, entry) }
+    }
+
+    private func armAccept(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_ACCEPT.rawValue), fd, 0, 0, 0,
+            Self.ioData(fd, entry.pointee.generation, .accept))
+        csys_io_uring_sqe_set_ioprio(sqe, UInt16(IORING_ACCEPT_MULTISHOT))
+        csys_io_uring_sqe_set_op_flags(sqe, UInt32(bitPattern: Sys.linuxSocketTypeFlags))
+        entry.pointee.acceptArmed = true
+    }
+
+    /// Arms a one-shot poll for readability of `fd`.
+    public func awaitReadable(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        if entry.pointee.readableArmed { return }
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_POLL_ADD.rawValue), fd.rawValue, 0, 0, 0,
+            Self.ioData(fd.rawValue, entry.pointee.generation, .readable))
+        csys_io_uring_sqe_set_poll_mask(sqe, EPOLLIN.rawValue | EPOLLERR.rawValue)
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.readableArmed = true
+    }
+
+    /// Cancels every request on `fd` and moves it to a new generation, so that completions of
+    /// the old requests (already posted, or the cancellations') are dropped; an in-flight
+    /// send's bytes stay alive until its completion.
+    @discardableResult
+    public func endIO(_ fd: FileDescriptor) -> Bool {
+        let index = Int(fd.rawValue)
+        guard index >= 0, index < ioCapacity, io[index].inUse else { return false }
+        let entry = io + index
+        let generation = entry.pointee.generation
+        if entry.pointee.receiveArmed { cancel(Self.ioData(fd.rawValue, generation, .receive)) }
+        if entry.pointee.acceptArmed { cancel(Self.ioData(fd.rawValue, generation, .accept)) }
+        if entry.pointee.readableArmed {
+            cancel(Self.ioData(fd.rawValue, generation, .readable))
+        }
+        if entry.pointee.sendArmed, let owner = entry.pointee.sendOwner {
+            let data = Self.ioData(fd.rawValue, generation, .send)
+            cancel(data)
+            orphanedSends.append((data, owner))
+        }
+        let next = (generation &+ 1) & Self.generationMask
+        entry.pointee = IOEntry()
+        entry.pointee.generation = next == 0 ? 1 : next
+        return true
+    }
+
+    /// What the last `select` completed.
+    public var completions: UnsafeBufferPointer<IOCompletion> {
+        UnsafeBufferPointer(start: records, count: recordCount)
+    }
+
+    /// Submits a cancellation of the request with user data `target` (best effort: with the
+    /// submission ring full and the kernel refusing more, the request runs its course, and its
+    /// completions are dropped by generation).
+    private func cancel(_ target: UInt64) {
+        guard let sqe = try? submission() else { return }
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_ASYNC_CANCEL.rawValue), -1, target, 0, 0, Self.removalData)
+    }
+
+    /// Gives the previous `select`'s receive buffers back to the kernel and forgets its
+    /// records.
+    @inline(__always)
+    private func takeBuffersBack() {
+        recordCount = 0
+        guard handedOutCount > 0, let buffers else { return }
+        for index in 0..<handedOutCount { buffers.put(handedOut[index]) }
+        handedOutCount = 0
+        buffersReturned = true
+    }
+
+    /// Translates one completion-I/O completion into a record; false (consuming nothing) when
+    /// the records are full.
+    @inline(__always)
+    private func complete(_ completion: URing.Completion) -> Bool {
+        let data = completion.userData
+        let fd = Int32(truncatingIfNeeded: data & Self.internalTag)
+        let generation = UInt32(truncatingIfNeeded: data >> 32) & Self.generationMask
+        let operation = Operation(rawValue: data >> 61)
+        let more = completion.flags & UInt32(IORING_CQE_F_MORE) != 0
+        let result = completion.result
+        let index = Int(fd)
+        guard index < ioCapacity, io[index].generation == generation, io[index].inUse,
+            let operation
+        else {
+            dropStale(completion, operation)
+            return true
+        }
+        if recordCount == Self.recordCapacity { return false }
+        let entry = io + index
+        let token = entry.pointee.token
+        switch operation {
+        case .receive:
+            if !more { entry.pointee.receiveArmed = false }
+            if result > 0, completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
+                let id = UInt16(truncatingIfNeeded: completion.flags >> 16)
+                handedOut[handedOutCount] = id
+                handedOutCount += 1
+                record(token, .receive, result, UnsafeRawPointer(buffers.address(of: id)))
+                if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
+            } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
+                // Out of buffers (the data waits in the socket) or our own cancellation: armed
+                // again if still wanted, the buffers being back by the next submission.
+                if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
+            } else {
+                // EOF (0) or an error: the receive is over.
+                entry.pointee.receiveWanted = false
+                record(token, .receive, min(result, 0), nil)
+            }
+        case .send:
+            entry.pointee.sendArmed = false
+            entry.pointee.sendOwner = nil
+            record(token, .send, result, nil)
+        case .accept:
+            if !more {
+                entry.pointee.acceptArmed = false
+                if result >= 0 && entry.pointee.acceptWanted { try? armAccept(fd, entry) }
+            }
+            if result < 0 { entry.pointee.acceptWanted = false }
+            record(token, .accept, result, nil)
+        case .readable:
+            entry.pointee.readableArmed = false
+            record(token, .readable, result, nil)
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func record(
+        _ token: Token, _ operation: IOCompletion.Operation, _ result: Int32,
+        _ bytes: UnsafeRawPointer?
+    ) {
+        records[recordCount] = IOCompletion(
+            token: token, operation: operation, result: result, bytes: bytes)
+        recordCount += 1
+    }
+
+    /// A completion of a request whose descriptor ended (`endIO`): its buffer goes back, an
+    /// accepted descriptor is closed, a send's bytes are released.
+    private func dropStale(_ completion: URing.Completion, _ operation: Operation?) {
+        if completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
+            buffers.put(UInt16(truncatingIfNeeded: completion.flags >> 16))
+            buffersReturned = true
+        }
+        if operation == .accept && completion.result >= 0 {
+            try? Sys.close(FileDescriptor(completion.result))
+        }
+        if operation == .send,
+            let at = orphanedSends.firstIndex(where: { $0.userData == completion.userData })
+        {
+            orphanedSends.remove(at: at)
         }
     }
 
