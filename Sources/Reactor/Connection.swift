@@ -75,8 +75,6 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private var receiving = false
     /// Completions: a send is in flight (the front of `extras.output` is the kernel's).
     private var sending = false
-    /// Completions: bytes arrived while reading was paused and wait in `input`.
-    private var heldWhilePaused = false
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
@@ -103,6 +101,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         static var paused: UInt8 { 2 }
         /// The peer sent EOF.
         static var peerClosed: UInt8 { 4 }
+        /// Completions: received bytes wait in `extras.held` (later ones queue behind them).
+        static var held: UInt8 { 8 }
     }
 
     private var readingPaused: Bool {
@@ -594,26 +594,60 @@ extension Connection {
         if completion.operation == .send { sent(completion.result) }
     }
 
-    /// A receive completion other than bytes for an open, reading connection.
+    /// A receive completion other than bytes for an open connection that reads now.
+    ///
+    /// Bytes that come while reading is paused (the receive's cancellation is on its way) are
+    /// held, as the socket would have held them, and offered once reading resumes, at most a
+    /// read buffer's worth per delivery so that the high watermark bounds output as it does on
+    /// readiness backends. The end of the stream waits behind held bytes.
     @inline(never)
     private func received(_ completion: IOCompletion) {
         if completion.result > 0, let bytes = completion.bytes {
-            // Reading is paused (or stopping) but the bytes came: keep them for later, as the
-            // socket would have (`updateReceiving` offers them once reading resumes).
-            guard state == .open else { return }
-            input.append(
+            guard state == .open else { return }  // closing: reading has stopped
+            extra.held.append(
                 contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(completion.result)))
-            heldWhilePaused = true
+            readStops |= ReadStop.held
+            if readStops == ReadStop.held { deliverHeld() }
             return
         }
         receiving = false
+        if readStops & ReadStop.held != 0 {
+            extra.heldEnd = completion.result
+            return
+        }
+        receiveEnded(completion.result)
+    }
+
+    /// The receive ended: EOF (0) or -errno.
+    private func receiveEnded(_ result: Int32) {
         guard state == .open || state == .closing else { return }
-        if completion.result == 0 {
+        if result == 0 {
             peerClosed = true
             closeReason = .endOfFile
             if state == .open { delegate.connectionDidReadEOF(self) }
         } else {
-            finish(.error(Errno(-completion.result, call: "recv")))
+            finish(.error(Errno(-result, call: "recv")))
+        }
+    }
+
+    /// Delivers held bytes while reading may go on, one read buffer's worth at a time, then
+    /// the end of the stream if it came behind them.
+    private func deliverHeld() {
+        guard let extras else { return }
+        while readStops == ReadStop.held {
+            let count = min(extras.held.count, LoopContext.readSize)
+            // Copied out first: the delegate may touch this connection while it reads.
+            extras.held.withUnsafeBytes { held in
+                context.readBase.copyMemory(from: held.baseAddress!, byteCount: count)
+            }
+            extras.held.removeFirst(count)
+            if extras.held.isEmpty { readStops &= ~ReadStop.held }
+            noteActivity()
+            deliver(UnsafeRawBufferPointer(start: context.readBase, count: count))
+        }
+        if readStops & ReadStop.held == 0, let end = extras.heldEnd {
+            extras.heldEnd = nil
+            receiveEnded(end)
         }
     }
 
@@ -674,19 +708,19 @@ extension Connection {
     /// Starts or stops the backend's receive to match what reading wants now; on resuming,
     /// offers what arrived while paused.
     fileprivate func updateReceiving() {
-        let wanted = state == .open && !readingPaused && !peerClosed
-        guard wanted != receiving else { return }
-        receiving = wanted
-        if !wanted { return reactor.selector.stopReceiving(fd) }
-        do {
-            try reactor.selector.receive(fd, token: token)
-        } catch {
-            return fail(error)
+        // Not once the receive has ended (its end waits behind held bytes).
+        let wanted =
+            state == .open && !readingPaused && !peerClosed && extras?.heldEnd == nil
+        if wanted != receiving {
+            receiving = wanted
+            if !wanted { return reactor.selector.stopReceiving(fd) }
+            do {
+                try reactor.selector.receive(fd, token: token)
+            } catch {
+                return fail(error)
+            }
         }
-        if heldWhilePaused {
-            heldWhilePaused = false
-            redeliverBufferedInput()
-        }
+        if readStops == ReadStop.held { deliverHeld() }
     }
 }
 
@@ -713,6 +747,10 @@ final class ConnectionExtras {
     var idleTimer: TimerID?
     var writeTimer: TimerID?
     var closeReason: CloseReason?
+    /// Completions: bytes received while reading was paused, not yet delivered.
+    var held: [UInt8] = []
+    /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
+    var heldEnd: Int32?
 
     deinit { output.removeAll() }
 }

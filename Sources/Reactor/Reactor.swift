@@ -81,9 +81,11 @@ public final class Reactor<Backend: EventSelector> {
         context.nextTimerDeadline == .max ? nil : context.nextTimerDeadline
     }
 
-    /// How many events the last `select` returned (the waker's included): 0 after an
-    /// iteration that found nothing ready.
-    public var lastEventCount: Int { context.events.count }
+    /// How many events and completions the last `select` returned (the waker's included): 0
+    /// after an iteration that found nothing ready.
+    public var lastEventCount: Int {
+        context.events.count + (context.completesIO ? selector.completions.count : 0)
+    }
 
     /// The loop's time in nanoseconds on its clock (`LoopClock`): read once per iteration,
     /// after the wait when a timer is pending, otherwise at the first use in the iteration.
