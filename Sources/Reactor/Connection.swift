@@ -79,6 +79,9 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private var hasBufferedInput = false
     // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
     private unowned let reactor: Reactor<Backend>
+    /// The reactor's selector, for a connection on completions (no unowned-to-strong
+    /// conversion of `reactor` per message).
+    private let selector: Backend
     // Read on every event; a non-generic object, so no metadata lookup per access. Strong: the
     // loop's table holds a registered connection, and every registration ends at shutdown,
     // which breaks that cycle (an unowned reference measured no faster).
@@ -154,6 +157,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         self.socket = socket
         self.fd = socket.fileDescriptor
         self.reactor = reactor
+        self.selector = reactor.selector
         self.context = reactor.context
         self.delegate = delegate
         self.settings = settings
@@ -665,7 +669,7 @@ extension Connection {
         }
         extras.output.append(bytes)
         lastActivity = context.now
-        if !sending { sendFront() }
+        if !sending { sendFront(extras) }
         if !readingPaused && extras.output.bytes > settings.options.highWatermark {
             readingPaused = true
             updateReceiving()
@@ -673,10 +677,9 @@ extension Connection {
     }
 
     /// Hands the front of the queue to the backend.
-    private func sendFront() {
-        let extras = extra
+    private func sendFront(_ extras: ConnectionExtras) {
         do {
-            try reactor.selector.send(
+            try selector.send(
                 fd, token: token, bytes: extras.output.front, keepingAlive: extras)
             sending = true
         } catch {
@@ -692,7 +695,7 @@ extension Connection {
         extras.output.consume(Int(result))
         noteActivity()
         extras.lastWriteProgress = lastActivity
-        if !extras.output.isEmpty { return sendFront() }
+        if !extras.output.isEmpty { return sendFront(extras) }
         if extras.output.shutdownWhenDrained {
             extras.output.shutdownWhenDrained = false
             try? Sys.shutdownWrite(fd)
@@ -713,9 +716,9 @@ extension Connection {
             state == .open && !readingPaused && !peerClosed && extras?.heldEnd == nil
         if wanted != receiving {
             receiving = wanted
-            if !wanted { return reactor.selector.stopReceiving(fd) }
+            if !wanted { return selector.stopReceiving(fd) }
             do {
-                try reactor.selector.receive(fd, token: token)
+                try selector.receive(fd, token: token)
             } catch {
                 return fail(error)
             }
@@ -742,7 +745,19 @@ enum ConnectionState: UInt8 { case idle, open, closing, closed }
 
 /// The parts of a `Connection` that only some connections need, allocated on first use.
 final class ConnectionExtras {
-    var output = OutputQueue()
+    /// The queue lives outside the object and is reached through addressors: a connection on
+    /// completions touches it several times per message, and a stored property of a class
+    /// would cost a dynamic exclusivity check per access. Only the reactor's thread touches it,
+    /// and no access overlaps another (nothing here calls out while it holds one).
+    private let outputStorage: UnsafeMutablePointer<OutputQueue> = {
+        let storage = UnsafeMutablePointer<OutputQueue>.allocate(capacity: 1)
+        storage.initialize(to: OutputQueue())
+        return storage
+    }()
+    var output: OutputQueue {
+        unsafeAddress { UnsafePointer(outputStorage) }
+        unsafeMutableAddress { outputStorage }
+    }
     var lastWriteProgress: UInt64 = 0
     var idleTimer: TimerID?
     var writeTimer: TimerID?
@@ -752,5 +767,9 @@ final class ConnectionExtras {
     /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
     var heldEnd: Int32?
 
-    deinit { output.removeAll() }
+    deinit {
+        outputStorage.pointee.removeAll()
+        outputStorage.deinitialize(count: 1)
+        outputStorage.deallocate()
+    }
 }
