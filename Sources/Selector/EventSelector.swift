@@ -94,7 +94,8 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// until then: `owner` is kept alive until the completion (or the selector's close).
     /// One send per descriptor at a time. EOPNOTSUPP where the backend does not complete I/O.
     func send(
-        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer, keepingAlive owner: AnyObject
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject
     ) throws(Errno)
 
     /// Starts accepting on the listening socket `fd`: each connection arrives as an `.accept`
@@ -152,7 +153,8 @@ extension EventSelector {
 
     /// Default: ENOTSUP.
     public func send(
-        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer, keepingAlive owner: AnyObject
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject
     ) throws(Errno) {
         throw Errno(Errno.EOPNOTSUPP.code, call: "send (a readiness backend)")
     }

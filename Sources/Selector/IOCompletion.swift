@@ -41,8 +41,7 @@ public struct IOCompletion {
 
     /// A completion record (backends and tests).
     @inlinable
-    public init(token: Token, operation: Operation, result: Int32, bytes: UnsafeRawPointer? = nil)
-    {
+    public init(token: Token, operation: Operation, result: Int32, bytes: UnsafeRawPointer? = nil) {
         self.token = token
         self.operation = operation
         self.result = result

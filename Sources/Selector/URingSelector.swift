@@ -56,6 +56,11 @@ public final class URingSelector: EventSelector {
     private var ioCapacity = 0
     /// The provided buffers multishot receives fill, made by the first `receive`.
     private var buffers: URingBufferRing?
+    private let bufferCount: Int
+    private let bufferSize: Int
+    /// How many times a receive ran out of provided buffers (ENOBUFS) and was armed again:
+    /// a diagnostic (a high rate says the pool is too small for the load).
+    public private(set) var outOfBuffersCount = 0
     /// What the last `select` completed, and the receive buffers it handed out (taken back at
     /// the start of the next `select`).
     private let records: UnsafeMutablePointer<IOCompletion>
@@ -76,7 +81,21 @@ public final class URingSelector: EventSelector {
     /// `io_uring_enter` only, so io_uring never interrupts the owner's other blocking calls
     /// (a plain ring signals the submitting thread with task work, and a blocked epoll_wait or
     /// poll on it returns EINTR).
-    public init() throws(Errno) {
+    public convenience init() throws(Errno) {
+        try self.init(
+            receiveBufferCount: Self.receiveBufferCount, receiveBufferSize: Self.receiveBufferSize)
+    }
+
+    /// Opens a ring whose completion I/O receives into `receiveBufferCount` provided buffers
+    /// (a power of two up to 32768) of `receiveBufferSize` bytes each, registered by the first
+    /// `receive`. Throws EINVAL for other counts or a size below 1, otherwise as `init()`.
+    public init(receiveBufferCount: Int, receiveBufferSize: Int) throws(Errno) {
+        guard receiveBufferCount > 0, receiveBufferCount <= 32768,
+            receiveBufferCount & (receiveBufferCount - 1) == 0, receiveBufferSize > 0,
+            receiveBufferSize <= Int(Int32.max)
+        else { throw Errno(Errno.EINVAL.code, call: "URingSelector (receive buffers)") }
+        bufferCount = receiveBufferCount
+        bufferSize = receiveBufferSize
         let deferred =
             UInt32(IORING_SETUP_SINGLE_ISSUER) | UInt32(IORING_SETUP_DEFER_TASKRUN)
             | UInt32(IORING_SETUP_R_DISABLED)
@@ -371,7 +390,8 @@ public final class URingSelector: EventSelector {
     /// loop turn. A receive that finds none left ends with ENOBUFS and is armed again once the
     /// turn's buffers come back.
     public static var receiveBufferSize: Int { 16 << 10 }
-    /// How many provided buffers (`receiveBufferSize` each) the first `receive` registers.
+    /// How many provided buffers (`receiveBufferSize` each) the first `receive` registers
+    /// (`init()`'s; `init(receiveBufferCount:receiveBufferSize:)` picks others).
     public static var receiveBufferCount: Int { 512 }
     /// Completions one `select` reports at most (the rest wait in the ring).
     static var recordCapacity: Int { 1024 }
@@ -433,8 +453,7 @@ public final class URingSelector: EventSelector {
         let entry = try self.entry(fd)
         if buffers == nil {
             buffers = try URingBufferRing(
-                uring: ring, group: 0, count: Self.receiveBufferCount,
-                size: Self.receiveBufferSize)
+                uring: ring, group: 0, count: bufferCount, size: bufferSize)
         }
         entry.pointee.token = token
         entry.pointee.inUse = true
@@ -596,6 +615,7 @@ public final class URingSelector: EventSelector {
                 record(token, .receive, result, UnsafeRawPointer(buffers.address(of: id)))
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
             } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
+                if result == -Errno.ENOBUFS.code { outOfBuffersCount += 1 }
                 // Out of buffers (the data waits in the socket) or our own cancellation: armed
                 // again if still wanted, the buffers being back by the next submission.
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
