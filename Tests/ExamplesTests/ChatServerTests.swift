@@ -15,6 +15,7 @@ struct ChatServerTests {
         _ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
         _ body: (ChatTestServer, DescriptorTracker) throws -> Void
     ) throws {
+        try Backend.cancelIfUnavailable(arguments: arguments)
         let tracker = DescriptorTracker()
         let server = try ChatTestServer(arguments, tracker: tracker)
         var failure: (any Error)?
@@ -27,7 +28,7 @@ struct ChatServerTests {
 
     @Test(
         "a line reaches every other client, not its sender; joins and leaves are announced",
-        arguments: ["epoll", "poll"])
+        arguments: ["epoll", "poll", "uring"])
     func broadcastAndNotices(backend: String) throws {
         try withServer(["--backend", backend]) { server, tracker in
             let alice = try server.connect(tracker: tracker)
@@ -107,7 +108,8 @@ struct ChatServerTests {
         }
     }
 
-    @Test("a line split across reads is delivered once, whole", arguments: ["epoll", "poll"])
+    @Test(
+        "a line split across reads is delivered once, whole", arguments: ["epoll", "poll", "uring"])
     func splitLinesReassemble(backend: String) throws {
         try withServer(["--backend", backend]) { server, tracker in
             let sender = try server.connect(tracker: tracker)
@@ -132,7 +134,7 @@ struct ChatServerTests {
 
     @Test(
         "a client that never reads is disconnected and the server's memory stays bounded",
-        arguments: ["epoll", "poll"])
+        arguments: ["epoll", "poll", "uring"])
     func slowClientIsDisconnected(backend: String) throws {
         try withServer(["--backend", backend]) { server, tracker in
             let slow = try server.connect(tracker: tracker, receiveBuffer: 4096)
@@ -175,7 +177,9 @@ struct ChatServerTests {
         }
     }
 
-    @Test("an overlong line earns an error line and a disconnect", arguments: ["epoll", "poll"])
+    @Test(
+        "an overlong line earns an error line and a disconnect",
+        arguments: ["epoll", "poll", "uring"])
     func overlongLine(backend: String) throws {
         try withServer(["--backend", backend, "--max-line", "1000"]) { server, tracker in
             let talker = try server.connect(tracker: tracker)
@@ -229,7 +233,7 @@ struct ChatServerTests {
 
     @Test(
         "2000 hostile connections come and go while two clients keep chatting",
-        arguments: ["epoll", "poll"])
+        arguments: ["epoll", "poll", "uring"])
     func connectionChurn(backend: String) throws {
         try withServer(["--backend", backend]) { server, tracker in
             let alice = try server.connect(tracker: tracker)

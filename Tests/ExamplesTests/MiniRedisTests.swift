@@ -14,6 +14,7 @@ struct MiniRedisTests {
         _ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
         _ body: (RedisTestServer, DescriptorTracker) throws -> Void
     ) throws {
+        try Backend.cancelIfUnavailable(arguments: arguments)
         let tracker = DescriptorTracker()
         let server = try RedisTestServer(arguments, tracker: tracker)
         var failure: (any Error)?
@@ -35,7 +36,9 @@ struct MiniRedisTests {
         return result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output
     }
 
-    @Test("each command answers redis-cli exactly as Redis would", arguments: ["epoll", "poll"])
+    @Test(
+        "each command answers redis-cli exactly as Redis would",
+        arguments: ["epoll", "poll", "uring"])
     func commandsThroughRedisCLI(backend: String) throws {
         let script: [([String], String)] = [
             (["PING"], "PONG"),

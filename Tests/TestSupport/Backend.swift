@@ -97,6 +97,16 @@ public enum Backend: CaseIterable, CustomStringConvertible, Sendable {
         return nil
     }
 
+    /// Cancels the test case, saying why, when `arguments` (an example server's command line)
+    /// ask for a backend that is refused here (`--backend uring` where io_uring is not).
+    public static func cancelIfUnavailable(arguments: [String]) throws {
+        guard let flag = arguments.firstIndex(of: "--backend"), flag + 1 < arguments.count,
+            let backend = all.first(where: { $0.description == arguments[flag + 1] }),
+            let unavailability = backend.unavailability
+        else { return }
+        try Test.cancel(Comment(rawValue: unavailability))
+    }
+
     #if os(Linux)
     /// What the kernel answered to a first `URingSelector()`, or nil if it made one. Asked once,
     /// before any leak check (the probe's descriptors are closed again at once).
