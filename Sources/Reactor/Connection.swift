@@ -73,8 +73,6 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private let completes: Bool
     /// Completions: the receive is started (not stopped).
     private var receiving = false
-    /// Completions: a send is in flight (the front of `extras.output` is the kernel's).
-    private var sending = false
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
@@ -391,9 +389,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             extras.writeTimer = nil
             // A send in flight still reads the front chunk: the backend keeps `extras` alive
             // until it completes, and `extras` frees the chunks then.
-            if !sending { extras.output.removeAll() }
+            if !extras.output.sending { extras.output.removeAll() }
         }
-        sending = false
         receiving = false
         outputPending = false
         state = .closed
@@ -661,7 +658,12 @@ extension Connection {
     fileprivate func submitWrite(_ bytes: UnsafeRawBufferPointer) {
         let extras = extra
         if extras.output.isEmpty {
-            extras.output.keepsLastChunk = true
+            if !extras.output.keepsLastChunk {
+                extras.output.keepsLastChunk = true
+                // Copied once: reading `token` (a class property) per send costs an
+                // exclusivity check.
+                extras.output.sendToken = token
+            }
             if settings.writeNanoseconds > 0 {
                 extras.lastWriteProgress = context.currentTime
                 armWriteTimer()
@@ -669,7 +671,7 @@ extension Connection {
         }
         extras.output.append(bytes)
         lastActivity = context.now
-        if !sending { sendFront(extras) }
+        if !extras.output.sending { sendFront(extras) }
         if !readingPaused && extras.output.bytes > settings.options.highWatermark {
             readingPaused = true
             updateReceiving()
@@ -680,8 +682,9 @@ extension Connection {
     private func sendFront(_ extras: ConnectionExtras) {
         do {
             try selector.send(
-                fd, token: token, bytes: extras.output.front, keepingAlive: extras)
-            sending = true
+                fd, token: extras.output.sendToken, bytes: extras.output.front,
+                keepingAlive: extras)
+            extras.output.sending = true
         } catch {
             fail(error)
         }
@@ -689,8 +692,9 @@ extension Connection {
 
     /// A send completed: `result` bytes went out (or -errno).
     private func sent(_ result: Int32) {
-        sending = false
-        guard state == .open || state == .closing, let extras else { return }
+        guard let extras else { return }
+        extras.output.sending = false
+        guard state == .open || state == .closing else { return }
         if result < 0 { return fail(Errno(-result, call: "send")) }
         extras.output.consume(Int(result))
         noteActivity()

@@ -1,4 +1,5 @@
 import Net
+import Selector
 
 /// Bytes waiting for the kernel: a FIFO of manually allocated chunks, so their addresses stay
 /// put while a gathered write (`withVectors`) points at them.
@@ -24,6 +25,11 @@ struct OutputQueue {
     /// Keep the last chunk when everything is consumed, for the next bytes (a connection on
     /// completions queues every message: no allocation per message).
     var keepsLastChunk = false
+    /// A connection on completions: a send of the front bytes is in flight (the kernel reads
+    /// them until it completes).
+    var sending = false
+    /// A connection on completions: the token its sends are made with.
+    var sendToken = Token(rawValue: .max)
 
     var isEmpty: Bool { bytes == 0 }
 
