@@ -48,27 +48,20 @@ public final class URingSelector: EventSelector {
     private let shared: Shared
     /// Where the doorbell's IORING_OP_READ writes the eventfd counter.
     private let doorbellCount: UnsafeMutablePointer<UInt64>
-    // Owner-only state (the thread that selects; `makeWaker` is called there too).
-    private var wakers: [WakeFlag] = []
-    private var doorbellArmed = false
-    /// Completion I/O: the state of each descriptor number's requests (owner only).
-    private var io: UnsafeMutablePointer<IOEntry>
-    private var ioCapacity = 0
+    // Owner-only state (the thread that selects; `makeWaker` is called there too), in memory
+    // of its own (`OwnerState`).
+    private let state: UnsafeMutablePointer<OwnerState>
     /// The provided buffers multishot receives fill, made by the first `receive`.
     private var buffers: URingBufferRing?
     private let bufferCount: Int
     private let bufferSize: Int
     /// How many times a receive ran out of provided buffers (ENOBUFS) and was armed again:
     /// a diagnostic (a high rate says the pool is too small for the load).
-    public private(set) var outOfBuffersCount = 0
+    public var outOfBuffersCount: Int { state.pointee.outOfBuffersCount }
     /// What the last `select` completed, and the receive buffers it handed out (taken back at
     /// the start of the next `select`).
     private let records: UnsafeMutablePointer<IOCompletion>
-    private var recordCount = 0
     private let handedOut: UnsafeMutablePointer<UInt16>
-    private var handedOutCount = 0
-    /// Buffers given back since the last publish (stale completions').
-    private var buffersReturned = false
     /// What in-flight sends of ended descriptors keep alive, by user data, until they complete.
     private var orphanedSends: [(userData: UInt64, owner: AnyObject)] = []
 
@@ -111,7 +104,8 @@ public final class URingSelector: EventSelector {
         shared = Shared(doorbell: SharedDescriptor(try Sys.eventfd()))
         doorbellCount = .allocate(capacity: 1)
         doorbellCount.initialize(to: 0)
-        io = .allocate(capacity: 0)
+        state = .allocate(capacity: 1)
+        state.initialize(to: OwnerState(io: .allocate(capacity: 0)))
         records = .allocate(capacity: Self.recordCapacity)
         handedOut = .allocate(capacity: Self.recordCapacity)
     }
@@ -121,8 +115,10 @@ public final class URingSelector: EventSelector {
         // The doorbell read still in flight can no longer complete with data: every descriptor
         // of its eventfd is closed, and the ring's teardown cancels it.
         doorbellCount.deallocate()
-        io.deinitialize(count: ioCapacity)
-        io.deallocate()
+        state.pointee.io.deinitialize(count: state.pointee.ioCapacity)
+        state.pointee.io.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
         records.deallocate()
         handedOut.deallocate()
     }
@@ -148,9 +144,9 @@ public final class URingSelector: EventSelector {
             if shared.changed.exchange(false, ordering: .sequentiallyConsistent) {
                 try shared.lock.withLock { () throws(Errno) in try applyChanges() }
             }
-            if !doorbellArmed { try armDoorbell() }
-            if buffersReturned {
-                buffersReturned = false
+            if !state.pointee.doorbellArmed { try armDoorbell() }
+            if state.pointee.buffersReturned {
+                state.pointee.buffersReturned = false
                 buffers?.publish()
             }
             let result: URing.EnterResult
@@ -164,7 +160,9 @@ public final class URingSelector: EventSelector {
             }
             shared.polling.store(false, ordering: .relaxed)
             try collect(into: &events)
-            if !events.isEmpty || recordCount > 0 || remaining == .zero || result == .timedOut {
+            if !events.isEmpty || state.pointee.recordCount > 0 || remaining == .zero
+                || result == .timedOut
+            {
                 return
             }
             // Interrupted (EINTR): with no timeout, return (empty); a finite wait goes on for
@@ -182,7 +180,7 @@ public final class URingSelector: EventSelector {
     public func makeWaker(token: Token) throws(Errno) -> Waker {
         try shared.doorbell.withDescriptor("makeWaker") { _ in }
         let flag = WakeFlag(token: token)
-        wakers.append(flag)
+        state.pointee.wakers.append(flag)
         return Waker(shared: shared, flag: flag)
     }
 
@@ -200,8 +198,8 @@ public final class URingSelector: EventSelector {
         ring.close()
         // Nothing is in flight any more: the sends' buffers may go.
         orphanedSends.removeAll()
-        for index in 0..<ioCapacity { io[index].sendOwner = nil }
-        recordCount = 0
+        for index in 0..<state.pointee.ioCapacity { state.pointee.io[index].sendOwner = nil }
+        state.pointee.recordCount = 0
     }
 
     /// Cancels every request in flight (IORING_OP_ASYNC_CANCEL, IORING_ASYNC_CANCEL_ANY) and
@@ -296,14 +294,14 @@ public final class URingSelector: EventSelector {
         csys_io_uring_prep(
             sqe, UInt8(IORING_OP_READ.rawValue), shared.doorbell.raw.rawValue,
             UInt64(UInt(bitPattern: doorbellCount)), 8, 0, Self.doorbellData)
-        doorbellArmed = true
+        state.pointee.doorbellArmed = true
     }
 
     // MARK: - Owner: completions
 
     @inline(__always)
     private func wakerRaised() -> Bool {
-        for flag in wakers where flag.raised.load(ordering: .sequentiallyConsistent) {
+        for flag in state.pointee.wakers where flag.raised.load(ordering: .sequentiallyConsistent) {
             return true
         }
         return false
@@ -318,7 +316,7 @@ public final class URingSelector: EventSelector {
             let base = raw.baseAddress!
             let capacity = raw.count / EventRecordFormat.neutral.stride
             var count = 0
-            for flag in wakers where count < capacity {
+            for flag in state.pointee.wakers where count < capacity {
                 if flag.raised.load(ordering: .relaxed)
                     && flag.raised.exchange(false, ordering: .acquiringAndReleasing)
                 {
@@ -348,7 +346,7 @@ public final class URingSelector: EventSelector {
             let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
             let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
             if completion.userData & Self.internalTag == Self.internalTag {
-                if completion.userData == Self.doorbellData { doorbellArmed = false }
+                if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
                 return true
             }
             if !locked {
@@ -404,6 +402,22 @@ public final class URingSelector: EventSelector {
         case readable = 4
     }
 
+    /// The owner thread's mutable state. Kept behind a pointer: as stored properties of the
+    /// class, every access in `select` would cost a dynamic exclusivity check (and a retain
+    /// for the array), though only the owner thread touches them and no access overlaps.
+    struct OwnerState {
+        var wakers: [WakeFlag] = []
+        var doorbellArmed = false
+        /// Completion I/O: the state of each descriptor number's requests.
+        var io: UnsafeMutablePointer<IOEntry>
+        var ioCapacity = 0
+        var recordCount = 0
+        var handedOutCount = 0
+        /// Buffers given back since the last publish (stale completions').
+        var buffersReturned = false
+        var outOfBuffersCount = 0
+    }
+
     /// One descriptor number's completion requests.
     struct IOEntry {
         var token = Token(0)
@@ -433,18 +447,19 @@ public final class URingSelector: EventSelector {
         let index = Int(fd.rawValue)
         if index < 0 { throw Errno(Errno.EBADF.code, call: "io_uring (descriptor)") }
         if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring (closed)") }
-        if index >= ioCapacity { growIO(to: index + 1) }
-        return io + index
+        if index >= state.pointee.ioCapacity { growIO(to: index + 1) }
+        return state.pointee.io + index
     }
 
     private func growIO(to needed: Int) {
-        let capacity = max(needed, ioCapacity * 2, 64)
+        let capacity = max(needed, state.pointee.ioCapacity * 2, 64)
         let bigger = UnsafeMutablePointer<IOEntry>.allocate(capacity: capacity)
-        bigger.moveInitialize(from: io, count: ioCapacity)
-        (bigger + ioCapacity).initialize(repeating: IOEntry(), count: capacity - ioCapacity)
-        io.deallocate()
-        io = bigger
-        ioCapacity = capacity
+        bigger.moveInitialize(from: state.pointee.io, count: state.pointee.ioCapacity)
+        (bigger + state.pointee.ioCapacity).initialize(
+            repeating: IOEntry(), count: capacity - state.pointee.ioCapacity)
+        state.pointee.io.deallocate()
+        state.pointee.io = bigger
+        state.pointee.ioCapacity = capacity
     }
 
     /// Starts a multishot receive on `fd` into the provided buffers (registered on first use:
@@ -541,8 +556,10 @@ public final class URingSelector: EventSelector {
     @discardableResult
     public func endIO(_ fd: FileDescriptor) -> Bool {
         let index = Int(fd.rawValue)
-        guard index >= 0, index < ioCapacity, io[index].inUse else { return false }
-        let entry = io + index
+        guard index >= 0, index < state.pointee.ioCapacity, state.pointee.io[index].inUse else {
+            return false
+        }
+        let entry = state.pointee.io + index
         let generation = entry.pointee.generation
         if entry.pointee.receiveArmed { cancel(Self.ioData(fd.rawValue, generation, .receive)) }
         if entry.pointee.acceptArmed { cancel(Self.ioData(fd.rawValue, generation, .accept)) }
@@ -562,7 +579,7 @@ public final class URingSelector: EventSelector {
 
     /// What the last `select` completed.
     public var completions: UnsafeBufferPointer<IOCompletion> {
-        UnsafeBufferPointer(start: records, count: recordCount)
+        UnsafeBufferPointer(start: records, count: state.pointee.recordCount)
     }
 
     /// Submits a cancellation of the request with user data `target` (best effort: with the
@@ -578,11 +595,11 @@ public final class URingSelector: EventSelector {
     /// records.
     @inline(__always)
     private func takeBuffersBack() {
-        recordCount = 0
-        guard handedOutCount > 0, let buffers else { return }
-        for index in 0..<handedOutCount { buffers.put(handedOut[index]) }
-        handedOutCount = 0
-        buffersReturned = true
+        state.pointee.recordCount = 0
+        guard state.pointee.handedOutCount > 0, let buffers else { return }
+        for index in 0..<state.pointee.handedOutCount { buffers.put(handedOut[index]) }
+        state.pointee.handedOutCount = 0
+        state.pointee.buffersReturned = true
     }
 
     /// Translates one completion-I/O completion into a record; false (consuming nothing) when
@@ -596,26 +613,27 @@ public final class URingSelector: EventSelector {
         let more = completion.flags & UInt32(IORING_CQE_F_MORE) != 0
         let result = completion.result
         let index = Int(fd)
-        guard index < ioCapacity, io[index].generation == generation, io[index].inUse,
+        guard index < state.pointee.ioCapacity, state.pointee.io[index].generation == generation,
+            state.pointee.io[index].inUse,
             let operation
         else {
             dropStale(completion, operation)
             return true
         }
-        if recordCount == Self.recordCapacity { return false }
-        let entry = io + index
+        if state.pointee.recordCount == Self.recordCapacity { return false }
+        let entry = state.pointee.io + index
         let token = entry.pointee.token
         switch operation {
         case .receive:
             if !more { entry.pointee.receiveArmed = false }
             if result > 0, completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
                 let id = UInt16(truncatingIfNeeded: completion.flags >> 16)
-                handedOut[handedOutCount] = id
-                handedOutCount += 1
+                handedOut[state.pointee.handedOutCount] = id
+                state.pointee.handedOutCount += 1
                 record(token, .receive, result, UnsafeRawPointer(buffers.address(of: id)))
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
             } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
-                if result == -Errno.ENOBUFS.code { outOfBuffersCount += 1 }
+                if result == -Errno.ENOBUFS.code { state.pointee.outOfBuffersCount += 1 }
                 // Out of buffers (the data waits in the socket) or our own cancellation: armed
                 // again if still wanted, the buffers being back by the next submission.
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
@@ -647,9 +665,9 @@ public final class URingSelector: EventSelector {
         _ token: Token, _ operation: IOCompletion.Operation, _ result: Int32,
         _ bytes: UnsafeRawPointer?
     ) {
-        records[recordCount] = IOCompletion(
+        records[state.pointee.recordCount] = IOCompletion(
             token: token, operation: operation, result: result, bytes: bytes)
-        recordCount += 1
+        state.pointee.recordCount += 1
     }
 
     /// A completion of a request whose descriptor ended (`endIO`): its buffer goes back, an
@@ -657,7 +675,7 @@ public final class URingSelector: EventSelector {
     private func dropStale(_ completion: URing.Completion, _ operation: Operation?) {
         if completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
             buffers.put(UInt16(truncatingIfNeeded: completion.flags >> 16))
-            buffersReturned = true
+            state.pointee.buffersReturned = true
         }
         if operation == .accept && completion.result >= 0 {
             try? Sys.close(FileDescriptor(completion.result))
