@@ -51,8 +51,6 @@ public final class URingSelector: EventSelector {
     // Owner-only state (the thread that selects; `makeWaker` is called there too), in memory
     // of its own (`OwnerState`).
     private let state: UnsafeMutablePointer<OwnerState>
-    /// The provided buffers multishot receives fill, made by the first `receive`.
-    private var buffers: URingBufferRing?
     private let bufferCount: Int
     private let bufferSize: Int
     /// How many times a receive ran out of provided buffers (ENOBUFS) and was armed again:
@@ -147,7 +145,7 @@ public final class URingSelector: EventSelector {
             if !state.pointee.doorbellArmed { try armDoorbell() }
             if state.pointee.buffersReturned {
                 state.pointee.buffersReturned = false
-                buffers?.publish()
+                state.pointee.buffers?.publish()
             }
             let result: URing.EnterResult
             if remaining != .zero && !wakerRaised() && !ring.hasCompletions {
@@ -194,7 +192,7 @@ public final class URingSelector: EventSelector {
         if shared.doorbell.isClosed { return }
         shared.doorbell.close()
         quiesce()
-        if !ring.isDisabled { buffers?.unregister() }
+        if !ring.isDisabled { state.pointee.buffers?.unregister() }
         ring.close()
         // Nothing is in flight any more: the sends' buffers may go.
         orphanedSends.removeAll()
@@ -416,6 +414,10 @@ public final class URingSelector: EventSelector {
         /// Buffers given back since the last publish (stale completions').
         var buffersReturned = false
         var outOfBuffersCount = 0
+        /// The provided buffers multishot receives fill, made by the first `receive`.
+        var buffers: URingBufferRing?
+        /// `buffers`' first byte (a plain pointer: reading it retains nothing).
+        var bufferBase: UnsafeMutableRawPointer?
     }
 
     /// One descriptor number's completion requests.
@@ -466,9 +468,11 @@ public final class URingSelector: EventSelector {
     /// `receiveBufferCount` × `receiveBufferSize`).
     public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
         let entry = try self.entry(fd)
-        if buffers == nil {
-            buffers = try URingBufferRing(
+        if state.pointee.buffers == nil {
+            let made = try URingBufferRing(
                 uring: ring, group: 0, count: bufferCount, size: bufferSize)
+            state.pointee.buffers = made
+            state.pointee.bufferBase = made.base
         }
         entry.pointee.token = token
         entry.pointee.inUse = true
@@ -596,7 +600,7 @@ public final class URingSelector: EventSelector {
     @inline(__always)
     private func takeBuffersBack() {
         state.pointee.recordCount = 0
-        guard state.pointee.handedOutCount > 0, let buffers else { return }
+        guard state.pointee.handedOutCount > 0, let buffers = state.pointee.buffers else { return }
         for index in 0..<state.pointee.handedOutCount { buffers.put(handedOut[index]) }
         state.pointee.handedOutCount = 0
         state.pointee.buffersReturned = true
@@ -626,11 +630,13 @@ public final class URingSelector: EventSelector {
         switch operation {
         case .receive:
             if !more { entry.pointee.receiveArmed = false }
-            if result > 0, completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
+            if result > 0, completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0,
+                let base = state.pointee.bufferBase
+            {
                 let id = UInt16(truncatingIfNeeded: completion.flags >> 16)
                 handedOut[state.pointee.handedOutCount] = id
                 state.pointee.handedOutCount += 1
-                record(token, .receive, result, UnsafeRawPointer(buffers.address(of: id)))
+                record(token, .receive, result, UnsafeRawPointer(base + Int(id) &* bufferSize))
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
             } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
                 if result == -Errno.ENOBUFS.code { state.pointee.outOfBuffersCount += 1 }
@@ -673,7 +679,8 @@ public final class URingSelector: EventSelector {
     /// A completion of a request whose descriptor ended (`endIO`): its buffer goes back, an
     /// accepted descriptor is closed, a send's bytes are released.
     private func dropStale(_ completion: URing.Completion, _ operation: Operation?) {
-        if completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers {
+        if completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers = state.pointee.buffers
+        {
             buffers.put(UInt16(truncatingIfNeeded: completion.flags >> 16))
             state.pointee.buffersReturned = true
         }
