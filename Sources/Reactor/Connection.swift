@@ -663,13 +663,16 @@ extension Connection {
                 // Copied once: reading `token` (a class property) per send costs an
                 // exclusivity check.
                 extras.output.sendToken = token
+                extras.output.pool = selector.receiveBufferPool
             }
             if settings.writeNanoseconds > 0 {
                 extras.lastWriteProgress = context.currentTime
                 armWriteTimer()
             }
         }
-        extras.output.append(bytes)
+        // Bytes still in the backend's receive buffer (an echo) are sent from there: the
+        // backend holds the buffer until the send completes. Anything else is copied.
+        if extras.output.sending || !extras.output.lend(bytes) { extras.output.append(bytes) }
         lastActivity = context.now
         if !extras.output.sending { sendFront(extras) }
         if !readingPaused && extras.output.bytes > settings.options.highWatermark {
@@ -683,7 +686,7 @@ extension Connection {
         do {
             try selector.send(
                 fd, token: extras.output.sendToken, bytes: extras.output.front,
-                keepingAlive: extras)
+                keepingAlive: extras, holdingBuffer: extras.output.loanBuffer)
             extras.output.sending = true
         } catch {
             fail(error)

@@ -93,10 +93,18 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// asked, or -errno) arrives as a `.send` completion with `token`. `bytes` must stay valid
     /// until then: `owner` is kept alive until the completion (or the selector's close).
     /// One send per descriptor at a time. EOPNOTSUPP where the backend does not complete I/O.
+    ///
+    /// `holdingBuffer`: when `bytes` lie in receive buffer number `holdingBuffer` of
+    /// `receiveBufferPool` (received in this turn), the backend keeps that buffer from its
+    /// receives until the send completes, so the bytes need no copy; -1 otherwise.
     func send(
         _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
-        keepingAlive owner: AnyObject
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
     ) throws(Errno)
+
+    /// The memory receives fill: `count` buffers of `bufferSize` bytes from `start` (nil until
+    /// the first `receive`, and for readiness backends).
+    var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) { get }
 
     /// Starts accepting on the listening socket `fd`: each connection arrives as an `.accept`
     /// completion with `token`, until an error (reported) ends it or `endIO`. EOPNOTSUPP where
@@ -143,7 +151,7 @@ extension EventSelector {
     /// Default: readiness only.
     public static var completesIO: Bool { false }
 
-    /// Default: ENOTSUP.
+    /// Default: EOPNOTSUPP.
     public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
         throw Errno(Errno.EOPNOTSUPP.code, call: "receive (a readiness backend)")
     }
@@ -151,23 +159,36 @@ extension EventSelector {
     /// Default: nothing to stop.
     public func stopReceiving(_ fd: FileDescriptor) {}
 
-    /// Default: ENOTSUP.
+    /// Default: EOPNOTSUPP.
     public func send(
         _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
-        keepingAlive owner: AnyObject
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
     ) throws(Errno) {
         throw Errno(Errno.EOPNOTSUPP.code, call: "send (a readiness backend)")
     }
 
-    /// Default: ENOTSUP.
+    /// Default: EOPNOTSUPP.
     public func accept(_ fd: FileDescriptor, token: Token) throws(Errno) {
         throw Errno(Errno.EOPNOTSUPP.code, call: "accept (a readiness backend)")
     }
 
-    /// Default: ENOTSUP.
+    /// Default: EOPNOTSUPP.
     public func awaitReadable(_ fd: FileDescriptor, token: Token) throws(Errno) {
         throw Errno(
             Errno.EOPNOTSUPP.code, call: "awaitReadable (a readiness backend)")
+    }
+
+    /// `send` holding no receive buffer.
+    public func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject
+    ) throws(Errno) {
+        try send(fd, token: token, bytes: bytes, keepingAlive: owner, holdingBuffer: -1)
+    }
+
+    /// Default: none.
+    public var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) {
+        (nil, 0, 0)
     }
 
     /// Default: nothing to end.

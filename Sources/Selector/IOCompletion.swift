@@ -38,14 +38,21 @@ public struct IOCompletion {
     /// For a receive with `result` > 0: where the bytes are. They stay valid until the next
     /// `select`, which takes the buffer back.
     public var bytes: UnsafeRawPointer?
+    /// For a receive with bytes: the number of the backend's buffer that holds them (see
+    /// `EventSelector.send(_:token:bytes:keepingAlive:holdingBuffer:)`), else -1.
+    public var buffer: Int32
 
     /// A completion record (backends and tests).
     @inlinable
-    public init(token: Token, operation: Operation, result: Int32, bytes: UnsafeRawPointer? = nil) {
+    public init(
+        token: Token, operation: Operation, result: Int32, bytes: UnsafeRawPointer? = nil,
+        buffer: Int32 = -1
+    ) {
         self.token = token
         self.operation = operation
         self.result = result
         self.bytes = bytes
+        self.buffer = buffer
     }
 
     /// The received bytes (empty unless a receive with `result` > 0).

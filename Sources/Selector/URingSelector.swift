@@ -61,7 +61,7 @@ public final class URingSelector: EventSelector {
     private let records: UnsafeMutablePointer<IOCompletion>
     private let handedOut: UnsafeMutablePointer<UInt16>
     /// What in-flight sends of ended descriptors keep alive, by user data, until they complete.
-    private var orphanedSends: [(userData: UInt64, owner: AnyObject)] = []
+    private var orphanedSends: [(userData: UInt64, owner: AnyObject, buffer: Int32)] = []
 
     /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
     /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
@@ -115,6 +115,7 @@ public final class URingSelector: EventSelector {
         doorbellCount.deallocate()
         state.pointee.io.deinitialize(count: state.pointee.ioCapacity)
         state.pointee.io.deallocate()
+        state.pointee.holds?.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
         records.deallocate()
@@ -418,6 +419,8 @@ public final class URingSelector: EventSelector {
         var buffers: URingBufferRing?
         /// `buffers`' first byte (a plain pointer: reading it retains nothing).
         var bufferBase: UnsafeMutableRawPointer?
+        /// Per receive buffer: how many sends in flight hold it.
+        var holds: UnsafeMutablePointer<UInt16>?
     }
 
     /// One descriptor number's completion requests.
@@ -435,6 +438,8 @@ public final class URingSelector: EventSelector {
         var readableArmed = false
         /// What keeps the armed send's bytes alive.
         var sendOwner: AnyObject?
+        /// The receive buffer the armed send holds (its bytes), or -1.
+        var sendBuffer: Int32 = -1
     }
 
     @inline(__always)
@@ -473,6 +478,9 @@ public final class URingSelector: EventSelector {
                 uring: ring, group: 0, count: bufferCount, size: bufferSize)
             state.pointee.buffers = made
             state.pointee.bufferBase = made.base
+            let holds = UnsafeMutablePointer<UInt16>.allocate(capacity: bufferCount)
+            holds.initialize(repeating: 0, count: bufferCount)
+            state.pointee.holds = holds
         }
         entry.pointee.token = token
         entry.pointee.inUse = true
@@ -501,13 +509,17 @@ public final class URingSelector: EventSelector {
     }
 
     /// Submits one IORING_OP_SEND of `bytes` (MSG_NOSIGNAL) at the next `select`, keeping
-    /// `owner` until it completes. EBUSY while a send on `fd` is in flight.
+    /// `owner`, and receive buffer `holdingBuffer` if it is one (>= 0), until it completes.
+    /// EBUSY while a send on `fd` is in flight; EINVAL for a buffer number out of range.
     public func send(
         _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
-        keepingAlive owner: AnyObject
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
     ) throws(Errno) {
         let entry = try self.entry(fd)
         if entry.pointee.sendArmed { throw Errno(Errno.EBUSY.code, call: "send (one in flight)") }
+        if holdingBuffer >= 0 && (state.pointee.holds == nil || holdingBuffer >= bufferCount) {
+            throw Errno(Errno.EINVAL.code, call: "send (no such receive buffer)")
+        }
         let sqe = try submission()
         csys_io_uring_prep(
             sqe, UInt8(IORING_OP_SEND.rawValue), fd.rawValue,
@@ -518,6 +530,29 @@ public final class URingSelector: EventSelector {
         entry.pointee.inUse = true
         entry.pointee.sendArmed = true
         entry.pointee.sendOwner = owner
+        entry.pointee.sendBuffer = holdingBuffer
+        if holdingBuffer >= 0, let holds = state.pointee.holds { holds[Int(holdingBuffer)] += 1 }
+    }
+
+    /// The provided buffers (once the first `receive` registered them).
+    public var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) {
+        (state.pointee.bufferBase.map { UnsafeRawPointer($0) }, bufferSize, bufferCount)
+    }
+
+    /// A send holding receive buffer `id` completed: the buffer goes back to the kernel with
+    /// this turn's (`handedOut`) once nothing holds it, or at once if `now`.
+    @inline(__always)
+    private func release(_ id: Int32, now: Bool) {
+        guard id >= 0, let holds = state.pointee.holds else { return }
+        holds[Int(id)] -= 1
+        if holds[Int(id)] != 0 { return }
+        if now {
+            state.pointee.buffers?.put(UInt16(id))
+            state.pointee.buffersReturned = true
+        } else {
+            handedOut[state.pointee.handedOutCount] = UInt16(id)
+            state.pointee.handedOutCount += 1
+        }
     }
 
     /// Starts a multishot accept on the listening `fd` (accepted descriptors non-blocking and
@@ -573,7 +608,7 @@ public final class URingSelector: EventSelector {
         if entry.pointee.sendArmed, let owner = entry.pointee.sendOwner {
             let data = Self.ioData(fd.rawValue, generation, .send)
             cancel(data)
-            orphanedSends.append((data, owner))
+            orphanedSends.append((data, owner, entry.pointee.sendBuffer))
         }
         let next = (generation &+ 1) & Self.generationMask
         entry.pointee = IOEntry()
@@ -601,7 +636,13 @@ public final class URingSelector: EventSelector {
     private func takeBuffersBack() {
         state.pointee.recordCount = 0
         guard state.pointee.handedOutCount > 0, let buffers = state.pointee.buffers else { return }
-        for index in 0..<state.pointee.handedOutCount { buffers.put(handedOut[index]) }
+        let holds = state.pointee.holds
+        for index in 0..<state.pointee.handedOutCount {
+            let id = handedOut[index]
+            // A buffer a send holds goes back when that send completes.
+            if let holds, holds[Int(id)] != 0 { continue }
+            buffers.put(id)
+        }
         state.pointee.handedOutCount = 0
         state.pointee.buffersReturned = true
     }
@@ -636,7 +677,9 @@ public final class URingSelector: EventSelector {
                 let id = UInt16(truncatingIfNeeded: completion.flags >> 16)
                 handedOut[state.pointee.handedOutCount] = id
                 state.pointee.handedOutCount += 1
-                record(token, .receive, result, UnsafeRawPointer(base + Int(id) &* bufferSize))
+                record(
+                    token, .receive, result, UnsafeRawPointer(base + Int(id) &* bufferSize),
+                    buffer: Int32(id))
                 if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
             } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
                 if result == -Errno.ENOBUFS.code { state.pointee.outOfBuffersCount += 1 }
@@ -651,6 +694,8 @@ public final class URingSelector: EventSelector {
         case .send:
             entry.pointee.sendArmed = false
             entry.pointee.sendOwner = nil
+            release(entry.pointee.sendBuffer, now: false)
+            entry.pointee.sendBuffer = -1
             record(token, .send, result, nil)
         case .accept:
             if !more {
@@ -669,10 +714,10 @@ public final class URingSelector: EventSelector {
     @inline(__always)
     private func record(
         _ token: Token, _ operation: IOCompletion.Operation, _ result: Int32,
-        _ bytes: UnsafeRawPointer?
+        _ bytes: UnsafeRawPointer?, buffer: Int32 = -1
     ) {
         records[state.pointee.recordCount] = IOCompletion(
-            token: token, operation: operation, result: result, bytes: bytes)
+            token: token, operation: operation, result: result, bytes: bytes, buffer: buffer)
         state.pointee.recordCount += 1
     }
 
@@ -690,6 +735,7 @@ public final class URingSelector: EventSelector {
         if operation == .send,
             let at = orphanedSends.firstIndex(where: { $0.userData == completion.userData })
         {
+            release(orphanedSends[at].buffer, now: true)
             orphanedSends.remove(at: at)
         }
     }

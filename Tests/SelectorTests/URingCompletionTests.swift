@@ -177,6 +177,82 @@ struct URingCompletionTests {
         }
     }
 
+    @Test("a send holding its receive buffer keeps that buffer from receives until it completes")
+    func sendHoldsItsReceiveBuffer() throws {
+        try Backend.uring.run { _ in
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            // One buffer: while the echo of the first message holds it, the second must wait.
+            let selector = try URingSelector(receiveBufferCount: 1, receiveBufferSize: 64)
+            let (a, b) = try unixPair(fds)
+            try selector.receive(a, token: 1)
+            let first = [UInt8](repeating: 0x41, count: 64)
+            let second = [UInt8](repeating: 0x42, count: 64)
+            try Self.write(b, first)
+            var received: [UInt8] = []
+            var echoed = 0
+            var events = Events(capacity: 8)
+            final class Owner {}
+            let owner = Owner()
+            func turn() throws {
+                try selector.select(into: &events, timeout: .milliseconds(20))
+                for completion in selector.completions {
+                    if completion.operation == .send {
+                        echoed += Int(completion.result)
+                    } else {
+                        received += completion.receivedBytes
+                    }
+                }
+            }
+            // The first message, in buffer 0.
+            var echo = UnsafeRawBufferPointer(start: nil, count: 0)
+            var buffer: Int32 = -1
+            for _ in 0..<100 where echo.isEmpty {
+                try selector.select(into: &events, timeout: .milliseconds(100))
+                for completion in selector.completions where completion.operation == .receive {
+                    echo = completion.receivedBytes
+                    buffer = completion.buffer
+                }
+            }
+            #expect(buffer == 0 && echo.count == 64)
+            #expect(selector.receiveBufferPool.start == echo.baseAddress)
+            // Fill the peer's socket so that the echo waits in the kernel, holding buffer 0.
+            let filler = [UInt8](repeating: 0x2E, count: 4096)
+            var filled = 0
+            while case .processed(let n) = try filler.withUnsafeBytes({ (raw) throws(Errno) in
+                try Sys.write(a, from: raw)
+            }) {
+                filled += n
+            }
+            try selector.send(a, token: 1, bytes: echo, keepingAlive: owner, holdingBuffer: buffer)
+            try Self.write(b, second)
+            for _ in 0..<5 { try turn() }
+            #expect(received.isEmpty, "a receive took the held buffer")
+            #expect(echoed == 0, "the echo did not wait")
+            // The peer reads: the echo goes out whole and intact, then the second message comes.
+            var back: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            for _ in 0..<200 where back.count < filled + 64 || received.count < 64 {
+                while case .processed(let n) = try chunk.withUnsafeMutableBytes({
+                    (raw) throws(Errno) in try Sys.read(b, into: raw)
+                }), n > 0 {
+                    back += chunk[..<n]
+                }
+                try turn()
+            }
+            #expect(back.count == filled + 64)
+            #expect(Array(back.suffix(64)) == first, "the echo was overwritten by a receive")
+            #expect(echoed == 64)
+            #expect(received == second)
+            #expect(throws: Errno.EINVAL) {
+                try selector.send(
+                    a, token: 1, bytes: UnsafeRawBufferPointer(start: nil, count: 0),
+                    keepingAlive: owner, holdingBuffer: 1)
+            }
+            selector.endIO(a)
+        }
+    }
+
     @Test("readiness backends refuse completion I/O with EOPNOTSUPP")
     func readinessBackendsRefuse() throws {
         try Backend.epoll.run { _ in
