@@ -3,9 +3,11 @@ import CSysCalls
 import Synchronization
 import SysCalls
 
-/// The Linux io_uring backend in readiness mode: one multishot IORING_OP_POLL_ADD per
+/// The Linux io_uring backend: readiness through one multishot IORING_OP_POLL_ADD per
 /// registration, edge-triggered (io_uring's default for poll requests), read from the
-/// completion ring.
+/// completion ring; and completion I/O (`completesIO`) for the reactor's connections and
+/// acceptors: multishot receives into provided buffers, sends, multishot accepts, reported in
+/// `completions` by the same `select`.
 ///
 /// ```swift
 /// let selector = try URingSelector()   // throws ENOSYS / EPERM where io_uring is refused
