@@ -702,13 +702,18 @@ extension Connection {
         extras.output.consume(Int(result))
         noteActivity()
         extras.lastWriteProgress = lastActivity
-        if !extras.output.isEmpty { return sendFront(extras) }
-        if extras.output.shutdownWhenDrained {
-            extras.output.shutdownWhenDrained = false
-            try? Sys.shutdownWrite(fd)
+        if !extras.output.isEmpty {
+            sendFront(extras)
+        } else {
+            if extras.output.shutdownWhenDrained {
+                extras.output.shutdownWhenDrained = false
+                try? Sys.shutdownWrite(fd)
+            }
+            if state == .closing { return finish(closeReason ?? .closed) }
         }
-        if state == .closing { return finish(closeReason ?? .closed) }
-        if readingPaused && extras.output.bytes <= settings.options.lowWatermark {
+        // As on readiness backends: reading resumes once the queue is down to the low
+        // watermark, drained or not.
+        if readingPaused && state == .open && extras.output.bytes <= settings.options.lowWatermark {
             readingPaused = false
             updateReceiving()
             delegate.connectionDidDrain(self)
