@@ -50,6 +50,19 @@ public final class TCPListener: ListenerSocket {
         }
     }
 
+    /// Takes ownership of `fd`, a connection that a completion backend accepted on this
+    /// listener (non-blocking and close-on-exec, as `accept` makes them), and reads its peer's
+    /// address. Throws, with `fd` closed, if the connection is gone already (ENOTCONN).
+    public func adoptAccepted(_ fd: FileDescriptor) throws(Errno) -> (TCPStream, SocketAddress) {
+        let stream = TCPStream(adopting: fd)
+        do {
+            return (stream, try stream.peerAddress)
+        } catch {
+            try? stream.close()
+            throw error
+        }
+    }
+
     /// Closes the listener; pending, unaccepted connections are reset.
     public func close() throws(Errno) { try descriptor.take()?.close() }
 }

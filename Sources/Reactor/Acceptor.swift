@@ -58,6 +58,18 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
         guard token == Token(rawValue: .max) else {
             throw Errno(Errno.EEXIST.code, call: "Acceptor.start (already started)")
         }
+        if reactor.context.completesIO {
+            // A multishot accept: each connection arrives as a completion.
+            token = reactor.registerForCompletions(
+                listener.fileDescriptor, handler: self, kind: .handler)
+            do {
+                try reactor.selector.accept(listener.fileDescriptor, token: token)
+            } catch {
+                reactor.deregister(token)
+                throw error
+            }
+            return
+        }
         token = try reactor.register(listener.fileDescriptor, interest: .readable, handler: self)
     }
 
@@ -66,6 +78,26 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
 
     /// Accepts until would-block.
     public func handle(_ event: Event, reactor: Reactor<Backend>) { acceptAll() }
+
+    /// A connection the backend accepted (`EventSelector.completesIO`), or the end of its
+    /// accepting (an error, then handled as `accept` errors are on readiness backends), or
+    /// readability awaited after the descriptor limit.
+    public func handle(_ completion: IOCompletion, reactor: Reactor<Backend>) {
+        if completion.operation == .accept && completion.result >= 0 {
+            let accepted: (TCPStream, SocketAddress)
+            do {
+                accepted = try listener.adoptAccepted(FileDescriptor(completion.result))
+            } catch {
+                return  // the client is gone already (ENOTCONN); its descriptor is closed
+            }
+            acceptedCount += 1
+            onAccept(accepted.0, accepted.1, reactor)
+            return
+        }
+        // The multishot accept ended (EMFILE, ECONNABORTED, ...) or the listener turned
+        // readable after one: accept here until would-block, which starts it again.
+        acceptAll()
+    }
 
     /// A retry after the descriptor limit.
     public func timerFired(tag: Int, reactor: Reactor<Backend>) {
@@ -84,6 +116,7 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
             do {
                 switch try listener.accept() {
                 case .wouldBlock:
+                    if reactor.context.completesIO { return resumeAccepting() }
                     reactor.drained(listener.fileDescriptor, .readable)
                     return
                 case .processed(let (stream, peer)):
@@ -102,6 +135,8 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                     case .queueEmpty:
                         // Backlog empty. accept4 fails with EMFILE before it looks at the
                         // queue, so looping here would spin; the would-block re-arms readiness.
+                        // (A multishot accept would fail at once too: wait for readability.)
+                        if reactor.context.completesIO { return awaitConnection() }
                         reactor.drained(listener.fileDescriptor, .readable)
                         return
                     case .failed:
@@ -116,6 +151,26 @@ public final class Acceptor<Backend: EventSelector>: EventHandler {
                     return
                 }
             }
+        }
+    }
+
+    /// Completions: starts the multishot accept again (on failure, retries on a timer).
+    private func resumeAccepting() {
+        do {
+            try reactor.selector.accept(listener.fileDescriptor, token: token)
+        } catch {
+            onError?(error)
+            scheduleRetry()
+        }
+    }
+
+    /// Completions: asks for one completion when a connection is pending.
+    private func awaitConnection() {
+        do {
+            try reactor.selector.awaitReadable(listener.fileDescriptor, token: token)
+        } catch {
+            onError?(error)
+            scheduleRetry()
         }
     }
 

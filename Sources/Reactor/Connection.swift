@@ -66,10 +66,20 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private var readStops = ReadStop.notOpen
     /// What a short read leads to (`ShortRead`): decided once, so the read path tests one byte.
     private let afterShortRead: ShortRead
+    /// The backend runs this connection's I/O (`EventSelector.completesIO`): a multishot
+    /// receive delivers input, every write is queued and sent through the backend, one send
+    /// in flight at a time. `outputPending` then stays true, so `write` takes the queueing
+    /// path.
+    private let completes: Bool
+    /// Completions: the receive is started (not stopped).
+    private var receiving = false
     /// `!input.isEmpty`, kept in a byte of this object for the read path.
     private var hasBufferedInput = false
     // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
     private unowned let reactor: Reactor<Backend>
+    /// The reactor's selector, for a connection on completions (no unowned-to-strong
+    /// conversion of `reactor` per message).
+    private let selector: Backend
     // Read on every event; a non-generic object, so no metadata lookup per access. Strong: the
     // loop's table holds a registered connection, and every registration ends at shutdown,
     // which breaks that cycle (an unowned reference measured no faster).
@@ -92,6 +102,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         static var paused: UInt8 { 2 }
         /// The peer sent EOF.
         static var peerClosed: UInt8 { 4 }
+        /// Completions: received bytes wait in `extras.held` (later ones queue behind them).
+        static var held: UInt8 { 8 }
     }
 
     private var readingPaused: Bool {
@@ -115,7 +127,9 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     @inline(__always)
-    private var hasOutput: Bool { outputPending }
+    private var hasOutput: Bool {
+        completes ? extras.map { !$0.output.isEmpty } ?? false : outputPending
+    }
 
     private var closeReason: CloseReason? {
         get { extras?.closeReason }
@@ -141,9 +155,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         self.socket = socket
         self.fd = socket.fileDescriptor
         self.reactor = reactor
+        self.selector = reactor.selector
         self.context = reactor.context
         self.delegate = delegate
         self.settings = settings
+        completes = reactor.context.completesIO
         if !Backend.shortReadMeansDrained {
             afterShortRead = .readAgain
         } else {
@@ -160,7 +176,19 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         guard state == .idle else {
             throw Errno(Errno.EEXIST.code, call: "Connection.start (already started)")
         }
-        token = try reactor.register(self, interest: .readable)
+        if completes {
+            token = reactor.registerForCompletions(fd, handler: self, kind: .connection)
+            do {
+                try reactor.selector.receive(fd, token: token)
+            } catch {
+                reactor.deregister(token)
+                throw error
+            }
+            receiving = true
+            outputPending = true
+        } else {
+            token = try reactor.register(self, interest: .readable)
+        }
         state = .open
         lastActivity = context.currentTime
         if settings.idleNanoseconds > 0 {
@@ -197,6 +225,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     func writeQueued(_ bytes: UnsafeRawBufferPointer) {
         context.assertOnLoopThread()
         guard state == .open, !bytes.isEmpty else { return }
+        if completes { return submitWrite(bytes) }
         if outputPending { return enqueue(bytes) }
         let result: IOResult<Int>
         do {
@@ -358,8 +387,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             if let timer = extras.writeTimer { reactor.cancel(timer) }
             extras.idleTimer = nil
             extras.writeTimer = nil
-            extras.output.removeAll()
+            // A send in flight still reads the front chunk: the backend keeps `extras` alive
+            // until it completes, and `extras` frees the chunks then.
+            if !extras.output.sending { extras.output.removeAll() }
         }
+        receiving = false
         outputPending = false
         state = .closed
         try? socket.close()
@@ -529,6 +561,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     private func updateInterest() {
         guard state == .open || state == .closing else { return }
+        if completes { return updateReceiving() }
         var wanted: Interest = []
         if state == .open && !readingPaused && !peerClosed { wanted.insert(.readable) }
         if hasOutput { wanted.insert(.writable) }
@@ -541,6 +574,168 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         } catch {
             finish(.error(error))
         }
+    }
+}
+
+// MARK: - Completions
+
+extension Connection {
+    /// A completion of this connection's receive or send (the reactor's dispatch inlines it).
+    @inline(__always)
+    func handleCompletion(_ completion: IOCompletion) {
+        context.assertOnLoopThread()
+        if completion.operation == .receive {
+            if completion.result > 0, canRead, let bytes = completion.bytes {
+                noteActivity()
+                // Straight from the backend's buffer; only what the delegate leaves is copied.
+                return deliver(UnsafeRawBufferPointer(start: bytes, count: Int(completion.result)))
+            }
+            return received(completion)
+        }
+        if completion.operation == .send { sent(completion.result) }
+    }
+
+    /// A receive completion other than bytes for an open connection that reads now.
+    ///
+    /// Bytes that come while reading is paused (the receive's cancellation is on its way) are
+    /// held, as the socket would have held them, and offered once reading resumes, at most a
+    /// read buffer's worth per delivery so that the high watermark bounds output as it does on
+    /// readiness backends. The end of the stream waits behind held bytes.
+    @inline(never)
+    private func received(_ completion: IOCompletion) {
+        if completion.result > 0, let bytes = completion.bytes {
+            guard state == .open else { return }  // closing: reading has stopped
+            extra.held.append(
+                contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(completion.result)))
+            readStops |= ReadStop.held
+            if readStops == ReadStop.held { deliverHeld() }
+            return
+        }
+        receiving = false
+        if readStops & ReadStop.held != 0 {
+            extra.heldEnd = completion.result
+            return
+        }
+        receiveEnded(completion.result)
+    }
+
+    /// The receive ended: EOF (0) or -errno.
+    private func receiveEnded(_ result: Int32) {
+        guard state == .open || state == .closing else { return }
+        if result == 0 {
+            peerClosed = true
+            closeReason = .endOfFile
+            if state == .open { delegate.connectionDidReadEOF(self) }
+        } else {
+            finish(.error(Errno(-result, call: "recv")))
+        }
+    }
+
+    /// Delivers held bytes while reading may go on, one read buffer's worth at a time, then
+    /// the end of the stream if it came behind them.
+    private func deliverHeld() {
+        guard let extras else { return }
+        while readStops == ReadStop.held {
+            let count = min(extras.held.count, LoopContext.readSize)
+            // Copied out first: the delegate may touch this connection while it reads.
+            extras.held.withUnsafeBytes { held in
+                context.readBase.copyMemory(from: held.baseAddress!, byteCount: count)
+            }
+            extras.held.removeFirst(count)
+            if extras.held.isEmpty { readStops &= ~ReadStop.held }
+            noteActivity()
+            deliver(UnsafeRawBufferPointer(start: context.readBase, count: count))
+        }
+        if readStops & ReadStop.held == 0, let end = extras.heldEnd {
+            extras.heldEnd = nil
+            receiveEnded(end)
+        }
+    }
+
+    /// Queues `bytes` and sends them through the backend unless a send is in flight (which
+    /// sends them when it completes).
+    @inline(never)
+    fileprivate func submitWrite(_ bytes: UnsafeRawBufferPointer) {
+        let extras = extra
+        if extras.output.isEmpty {
+            if !extras.output.keepsLastChunk {
+                extras.output.keepsLastChunk = true
+                // Copied once: reading `token` (a class property) per send costs an
+                // exclusivity check.
+                extras.output.sendToken = token
+                extras.output.pool = selector.receiveBufferPool
+            }
+            if settings.writeNanoseconds > 0 {
+                extras.lastWriteProgress = context.currentTime
+                armWriteTimer()
+            }
+        }
+        // Bytes still in the backend's receive buffer (an echo) are sent from there: the
+        // backend holds the buffer until the send completes. Anything else is copied.
+        if extras.output.sending || !extras.output.lend(bytes) { extras.output.append(bytes) }
+        lastActivity = context.now
+        if !extras.output.sending { sendFront(extras) }
+        if !readingPaused && extras.output.bytes > settings.options.highWatermark {
+            readingPaused = true
+            updateReceiving()
+        }
+    }
+
+    /// Hands the front of the queue to the backend.
+    private func sendFront(_ extras: ConnectionExtras) {
+        do {
+            try selector.send(
+                fd, token: extras.output.sendToken, bytes: extras.output.front,
+                keepingAlive: extras, holdingBuffer: extras.output.loanBuffer)
+            extras.output.sending = true
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// A send completed: `result` bytes went out (or -errno).
+    private func sent(_ result: Int32) {
+        guard let extras else { return }
+        extras.output.sending = false
+        guard state == .open || state == .closing else { return }
+        if result < 0 { return fail(Errno(-result, call: "send")) }
+        extras.output.consume(Int(result))
+        noteActivity()
+        extras.lastWriteProgress = lastActivity
+        if !extras.output.isEmpty {
+            sendFront(extras)
+        } else {
+            if extras.output.shutdownWhenDrained {
+                extras.output.shutdownWhenDrained = false
+                try? Sys.shutdownWrite(fd)
+            }
+            if state == .closing { return finish(closeReason ?? .closed) }
+        }
+        // As on readiness backends: reading resumes once the queue is down to the low
+        // watermark, drained or not.
+        if readingPaused && state == .open && extras.output.bytes <= settings.options.lowWatermark {
+            readingPaused = false
+            updateReceiving()
+            delegate.connectionDidDrain(self)
+        }
+    }
+
+    /// Starts or stops the backend's receive to match what reading wants now; on resuming,
+    /// offers what arrived while paused.
+    fileprivate func updateReceiving() {
+        // Not once the receive has ended (its end waits behind held bytes).
+        let wanted =
+            state == .open && !readingPaused && !peerClosed && extras?.heldEnd == nil
+        if wanted != receiving {
+            receiving = wanted
+            if !wanted { return selector.stopReceiving(fd) }
+            do {
+                try selector.receive(fd, token: token)
+            } catch {
+                return fail(error)
+            }
+        }
+        if readStops == ReadStop.held { deliverHeld() }
     }
 }
 
@@ -562,11 +757,31 @@ enum ConnectionState: UInt8 { case idle, open, closing, closed }
 
 /// The parts of a `Connection` that only some connections need, allocated on first use.
 final class ConnectionExtras {
-    var output = OutputQueue()
+    /// The queue lives outside the object and is reached through addressors: a connection on
+    /// completions touches it several times per message, and a stored property of a class
+    /// would cost a dynamic exclusivity check per access. Only the reactor's thread touches it,
+    /// and no access overlaps another (nothing here calls out while it holds one).
+    private let outputStorage: UnsafeMutablePointer<OutputQueue> = {
+        let storage = UnsafeMutablePointer<OutputQueue>.allocate(capacity: 1)
+        storage.initialize(to: OutputQueue())
+        return storage
+    }()
+    var output: OutputQueue {
+        unsafeAddress { UnsafePointer(outputStorage) }
+        unsafeMutableAddress { outputStorage }
+    }
     var lastWriteProgress: UInt64 = 0
     var idleTimer: TimerID?
     var writeTimer: TimerID?
     var closeReason: CloseReason?
+    /// Completions: bytes received while reading was paused, not yet delivered.
+    var held: [UInt8] = []
+    /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
+    var heldEnd: Int32?
 
-    deinit { output.removeAll() }
+    deinit {
+        outputStorage.pointee.removeAll()
+        outputStorage.deinitialize(count: 1)
+        outputStorage.deallocate()
+    }
 }

@@ -25,6 +25,10 @@ public protocol EventHandler<Backend>: _ErasedEventHandler {
     /// A timer scheduled for this handler with `tag` expired.
     func timerFired(tag: Int, reactor: Reactor<Backend>)
 
+    /// A request this handler made through a completion backend (`EventSelector.completesIO`:
+    /// `receive`, `send`, `accept`, `awaitReadable` with this handler's token) completed.
+    func handle(_ completion: IOCompletion, reactor: Reactor<Backend>)
+
     /// The registration ended; called exactly once. Close the descriptor here.
     func deregistered(reactor: Reactor<Backend>)
 }
@@ -32,6 +36,9 @@ public protocol EventHandler<Backend>: _ErasedEventHandler {
 extension EventHandler {
     /// Default: ignore timers.
     public func timerFired(tag: Int, reactor: Reactor<Backend>) {}
+
+    /// Default: ignore completions (a handler that makes no completion requests gets none).
+    public func handle(_ completion: IOCompletion, reactor: Reactor<Backend>) {}
 }
 
 /// The reactor's way into a handler without generic metadata: its table holds these plain
@@ -42,6 +49,8 @@ public protocol _ErasedEventHandler: AnyObject {
     /// Forwards to `EventHandler.handle(_:reactor:)` on `handler` (an instance of `Self`),
     /// borrowing it: the reactor keeps it alive, so no retain/release per event.
     static func _dispatch(_ handler: Unmanaged<AnyObject>, _ event: Event, reactor: AnyObject)
+    /// Forwards to `EventHandler.handle(_:reactor:)` for a completion.
+    func _complete(_ completion: IOCompletion, reactor: AnyObject)
     /// Forwards to `EventHandler.timerFired(tag:reactor:)`.
     func _timerFired(tag: Int, reactor: AnyObject)
     /// Forwards to `EventHandler.deregistered(reactor:)`.
@@ -63,6 +72,13 @@ extension EventHandler {
             unsafeDowncast(object, to: Self.self).handle(
                 event, reactor: unsafeDowncast(reactor, to: Reactor<Backend>.self))
         }
+    }
+
+    /// Forwards a completion to `handle(_:reactor:)`.
+    public func _complete(_ completion: IOCompletion, reactor: AnyObject) {
+        // Checked: completions reach generic handlers (acceptors) per connection, not per
+        // message.
+        handle(completion, reactor: reactor as! Reactor<Backend>)
     }
 
     /// Forwards to `timerFired(tag:reactor:)`.

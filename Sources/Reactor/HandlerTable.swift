@@ -154,6 +154,33 @@ final class HandlerTable {
         }
     }
 
+    /// Calls the live handler of `completion.token` with it, as `dispatch` does events; false
+    /// if the token is stale or unknown.
+    @inline(__always)
+    func dispatch<Backend>(
+        _ completion: IOCompletion, reactor: Reactor<Backend>, context: LoopContext
+    ) -> Bool {
+        let raw = completion.token.rawValue
+        let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: raw))
+        guard index < used else { return false }
+        let slot = slots + index
+        let tag = UInt32(truncatingIfNeeded: raw >> 32)
+        guard slot.pointee.tag == tag else { return false }
+        let kind = UInt8(truncatingIfNeeded: tag)
+        if kind == Kind.connection.rawValue {
+            // As in `dispatch`: borrowed, and a `.connection` slot holds a `Connection<Backend>`.
+            assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
+            slot.pointee.object._withUnsafeGuaranteedRef {
+                assert($0 is Connection<Backend>, "a .connection slot holds another type")
+                unsafeDowncast($0, to: Connection<Backend>.self).handleCompletion(completion)
+            }
+            return true
+        }
+        guard kind == Kind.handler.rawValue, let handler = owners[index] else { return false }
+        handler._complete(completion, reactor: reactor)
+        return true
+    }
+
     /// The live handler of `token` (retained), or nil.
     func handler(for token: Token) -> (any _ErasedEventHandler)? {
         guard let index = slotIndex(token) else { return nil }

@@ -1,4 +1,5 @@
 import Net
+import Selector
 
 /// Bytes waiting for the kernel: a FIFO of manually allocated chunks, so their addresses stay
 /// put while a gathered write (`withVectors`) points at them.
@@ -21,6 +22,36 @@ struct OutputQueue {
     private(set) var bytes = 0
     /// Send a FIN once everything queued has gone out.
     var shutdownWhenDrained = false
+    /// Keep the last chunk when everything is consumed, for the next bytes (a connection on
+    /// completions queues every message: no allocation per message).
+    var keepsLastChunk = false
+    /// A connection on completions: a send of the front bytes is in flight (the kernel reads
+    /// them until it completes).
+    var sending = false
+    /// A connection on completions: the token its sends are made with.
+    var sendToken = Token(rawValue: .max)
+    /// A connection on completions: bytes at the front that stay in a receive buffer of the
+    /// backend (number `loanBuffer`), sent from there (the backend holds the buffer until the
+    /// send completes) instead of copied; empty otherwise. Always older than the chunks.
+    private(set) var loan = UnsafeRawBufferPointer(start: nil, count: 0)
+    private(set) var loanBuffer: Int32 = -1
+    /// The backend's receive buffers (`EventSelector.receiveBufferPool`), for `lend`.
+    var pool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) = (nil, 0, 0)
+
+    /// Queues `data` without copying when the queue is empty and `data` lies within one of the
+    /// pool's buffers; false (nothing queued) otherwise.
+    mutating func lend(_ data: UnsafeRawBufferPointer) -> Bool {
+        guard bytes == 0, let start = pool.start, let base = data.baseAddress, pool.bufferSize > 0
+        else { return false }
+        let offset = base - start
+        guard offset >= 0, offset < pool.bufferSize &* pool.count else { return false }
+        let index = offset / pool.bufferSize
+        guard offset + data.count <= (index + 1) &* pool.bufferSize else { return false }
+        loan = data
+        loanBuffer = Int32(index)
+        bytes = data.count
+        return true
+    }
 
     var isEmpty: Bool { bytes == 0 }
 
@@ -63,8 +94,27 @@ struct OutputQueue {
         return try body(UnsafeBufferPointer(rebasing: vectors[..<count]))
     }
 
-    /// Drops `n` sent bytes from the front, freeing emptied chunks.
+    /// The contiguous bytes at the front of the queue (the loan, or the head chunk's), empty
+    /// when none.
+    var front: UnsafeRawBufferPointer {
+        if !loan.isEmpty { return loan }
+        guard head < chunks.count else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let chunk = chunks[head]
+        return UnsafeRawBufferPointer(
+            start: chunk.base + chunk.start, count: chunk.end - chunk.start)
+    }
+
+    /// Drops `n` sent bytes from the front, freeing emptied chunks (but the last one, if
+    /// `keepsLastChunk`).
     mutating func consume(_ n: Int) {
+        if !loan.isEmpty {
+            // Sends go out from the front, so a loan is consumed before any chunk.
+            assert(n <= loan.count, "consumed more than the loan that was sent")
+            bytes -= n
+            loan = UnsafeRawBufferPointer(rebasing: loan[n...])
+            if loan.isEmpty { loanBuffer = -1 }
+            return
+        }
         var left = n
         bytes -= n
         while left > 0 && head < chunks.count {
@@ -74,6 +124,15 @@ struct OutputQueue {
                 return
             }
             left -= available
+            if keepsLastChunk && head == chunks.count - 1 {
+                chunks[head].start = 0
+                chunks[head].end = 0
+                if head > 0 {
+                    chunks.removeFirst(head)
+                    head = 0
+                }
+                return
+            }
             chunks[head].base.deallocate()
             head += 1
         }
@@ -88,6 +147,8 @@ struct OutputQueue {
 
     /// Frees everything.
     mutating func removeAll() {
+        loan = UnsafeRawBufferPointer(start: nil, count: 0)
+        loanBuffer = -1
         for index in head..<chunks.count { chunks[index].base.deallocate() }
         chunks = []
         head = 0

@@ -55,7 +55,8 @@ public final class Reactor<Backend: EventSelector> {
         // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
         let context = LoopContext(
-            eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock)
+            eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock,
+            completesIO: Backend.completesIO)
         self.handle = Handle(waker: waker, clock: clock, signals: context.signals)
         self.context = context
         // Made once: building them from the generic handle costs a witness-table lookup.
@@ -80,9 +81,11 @@ public final class Reactor<Backend: EventSelector> {
         context.nextTimerDeadline == .max ? nil : context.nextTimerDeadline
     }
 
-    /// How many events the last `select` returned (the waker's included): 0 after an
-    /// iteration that found nothing ready.
-    public var lastEventCount: Int { context.events.count }
+    /// How many events and completions the last `select` returned (the waker's included): 0
+    /// after an iteration that found nothing ready.
+    public var lastEventCount: Int {
+        context.events.count + (context.completesIO ? selector.completions.count : 0)
+    }
 
     /// The loop's time in nanoseconds on its clock (`LoopClock`): read once per iteration,
     /// after the wait when a timer is pending, otherwise at the first use in the iteration.
@@ -114,6 +117,15 @@ public final class Reactor<Backend: EventSelector> {
             connection.fd, interest: interest, handler: connection, kind: .connection)
     }
 
+    /// Enters `handler` (a `Connection` if `kind` says so) in the table for `fd` without
+    /// registering `fd` with the selector: for handlers whose I/O a completion backend runs
+    /// (`EventSelector.completesIO`). `deregister` ends that I/O (`endIO`).
+    func registerForCompletions(
+        _ fd: FileDescriptor, handler: any _ErasedEventHandler, kind: HandlerTable.Kind
+    ) -> Token {
+        context.handlers.insert(handler, fd: fd, kind: kind)
+    }
+
     private func register(
         _ fd: FileDescriptor, interest: Interest, handler: any _ErasedEventHandler,
         kind: HandlerTable.Kind
@@ -142,7 +154,8 @@ public final class Reactor<Backend: EventSelector> {
     public func deregister(_ token: Token) -> Bool {
         guard let (handler, fd) = context.handlers.remove(token) else { return false }
         // The handler may already have closed the descriptor; the selector then forgot it.
-        try? selector.deregister(fd)
+        // A handler on completions has no registration, only requests to end.
+        if !context.completesIO || !selector.endIO(fd) { try? selector.deregister(fd) }
         handler._deregistered(reactor: self)
         return true
     }
@@ -278,6 +291,7 @@ public final class Reactor<Backend: EventSelector> {
             context.nowIsFresh = false
         }
         context.dispatch(reactor: self)
+        if context.completesIO { dispatchCompletions() }
         if context.nextTimerDeadline <= context.now { fireTimers() }
         var signals = context.signals.current
         if signals & LoopSignals.tasks != 0 {
@@ -334,6 +348,19 @@ public final class Reactor<Backend: EventSelector> {
         noteTimersChanged()
         context.handlers.releaseRetired()
         isShuttingDown = false
+    }
+
+    /// Hands each completion of the last `select` to its handler. A completion whose handler
+    /// has gone (ended earlier in this turn) is dropped; an accepted descriptor in it is closed.
+    @inline(never)
+    private func dispatchCompletions() {
+        let handlers = context.handlers
+        for completion in selector.completions
+        where !handlers.dispatch(completion, reactor: self, context: context) {
+            if completion.operation == .accept && completion.result >= 0 {
+                try? Sys.close(FileDescriptor(completion.result))
+            }
+        }
     }
 
     private func fireTimers() {
@@ -470,8 +497,15 @@ public final class Reactor<Backend: EventSelector> {
     /// Scratch iovecs for gathered writes.
     let ioVectors: UnsafeMutableBufferPointer<IOVector> = .allocate(capacity: 64)
 
-    init(eventCapacity: Int, drainHook: (any SelectorDrainHook)?, clock: LoopClock) {
+    /// The selector runs socket I/O itself (`EventSelector.completesIO`).
+    let completesIO: Bool
+
+    init(
+        eventCapacity: Int, drainHook: (any SelectorDrainHook)?, clock: LoopClock,
+        completesIO: Bool
+    ) {
         events = Events(capacity: eventCapacity)
+        self.completesIO = completesIO
         self.drainHook = drainHook
         self.clock = clock
         manualClock = clock.manualClock

@@ -71,6 +71,58 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// emulates edges over a level-triggered kernel watches that direction again only once it
     /// hears it.
     var drainHook: (any SelectorDrainHook)? { get }
+
+    // MARK: Completion I/O (io_uring); readiness backends keep the defaults and never use it
+
+    /// True when the backend runs socket I/O itself and reports results (`completions`)
+    /// instead of readiness: then the reactor's `Connection` and `Acceptor` use `receive`,
+    /// `send` and `accept` rather than registering for events. False (the default) for
+    /// readiness backends, which implement none of the calls below.
+    static var completesIO: Bool { get }
+
+    /// Starts receiving on the stream socket `fd`: every arrival of bytes, the peer's EOF or
+    /// an error is reported as a `.receive` completion with `token`, until `stopReceiving` or
+    /// `endIO`, or an EOF or error ends it. EOPNOTSUPP where the backend does not complete I/O.
+    func receive(_ fd: FileDescriptor, token: Token) throws(Errno)
+
+    /// Stops receiving on `fd`. Completions already under way may still arrive (with their
+    /// bytes); a later `receive` resumes.
+    func stopReceiving(_ fd: FileDescriptor)
+
+    /// Sends `bytes` on `fd` (without SIGPIPE); the result (bytes sent, possibly fewer than
+    /// asked, or -errno) arrives as a `.send` completion with `token`. `bytes` must stay valid
+    /// until then: `owner` is kept alive until the completion (or the selector's close).
+    /// One send per descriptor at a time. EOPNOTSUPP where the backend does not complete I/O.
+    ///
+    /// `holdingBuffer`: when `bytes` lie in receive buffer number `holdingBuffer` of
+    /// `receiveBufferPool` (received in this turn), the backend keeps that buffer from its
+    /// receives until the send completes, so the bytes need no copy; -1 otherwise.
+    func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
+    ) throws(Errno)
+
+    /// The memory receives fill: `count` buffers of `bufferSize` bytes from `start` (nil until
+    /// the first `receive`, and for readiness backends).
+    var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) { get }
+
+    /// Starts accepting on the listening socket `fd`: each connection arrives as an `.accept`
+    /// completion with `token`, until an error (reported) ends it or `endIO`. EOPNOTSUPP where
+    /// the backend does not complete I/O.
+    func accept(_ fd: FileDescriptor, token: Token) throws(Errno)
+
+    /// Reports one `.readable` completion with `token` once `fd` is readable. EOPNOTSUPP where the
+    /// backend does not complete I/O.
+    func awaitReadable(_ fd: FileDescriptor, token: Token) throws(Errno)
+
+    /// Ends every completion request on `fd` (before it is closed): nothing more is reported
+    /// for them, even a completion already under way. Returns false if `fd` had none.
+    @discardableResult
+    func endIO(_ fd: FileDescriptor) -> Bool
+
+    /// What the last `select` completed (empty for readiness backends). Valid until the next
+    /// `select`.
+    var completions: UnsafeBufferPointer<IOCompletion> { get }
 }
 
 extension EventSelector {
@@ -95,6 +147,58 @@ extension EventSelector {
 
     /// Default: no hook; the backend learns readiness from its kernel alone.
     public var drainHook: (any SelectorDrainHook)? { nil }
+
+    /// Default: readiness only.
+    public static var completesIO: Bool { false }
+
+    /// Default: EOPNOTSUPP.
+    public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        throw Errno(Errno.EOPNOTSUPP.code, call: "receive (a readiness backend)")
+    }
+
+    /// Default: nothing to stop.
+    public func stopReceiving(_ fd: FileDescriptor) {}
+
+    /// Default: EOPNOTSUPP.
+    public func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
+    ) throws(Errno) {
+        throw Errno(Errno.EOPNOTSUPP.code, call: "send (a readiness backend)")
+    }
+
+    /// Default: EOPNOTSUPP.
+    public func accept(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        throw Errno(Errno.EOPNOTSUPP.code, call: "accept (a readiness backend)")
+    }
+
+    /// Default: EOPNOTSUPP.
+    public func awaitReadable(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        throw Errno(
+            Errno.EOPNOTSUPP.code, call: "awaitReadable (a readiness backend)")
+    }
+
+    /// `send` holding no receive buffer.
+    public func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject
+    ) throws(Errno) {
+        try send(fd, token: token, bytes: bytes, keepingAlive: owner, holdingBuffer: -1)
+    }
+
+    /// Default: none.
+    public var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) {
+        (nil, 0, 0)
+    }
+
+    /// Default: nothing to end.
+    @discardableResult
+    public func endIO(_ fd: FileDescriptor) -> Bool { false }
+
+    /// Default: none.
+    public var completions: UnsafeBufferPointer<IOCompletion> {
+        UnsafeBufferPointer(start: nil, count: 0)
+    }
 }
 
 /// The thread-safe half of a selector: register, reregister and deregister from any thread.

@@ -3,9 +3,11 @@ import CSysCalls
 import Synchronization
 import SysCalls
 
-/// The Linux io_uring backend in readiness mode: one multishot IORING_OP_POLL_ADD per
+/// The Linux io_uring backend: readiness through one multishot IORING_OP_POLL_ADD per
 /// registration, edge-triggered (io_uring's default for poll requests), read from the
-/// completion ring.
+/// completion ring; and completion I/O (`completesIO`) for the reactor's connections and
+/// acceptors: multishot receives into provided buffers, sends, multishot accepts, reported in
+/// `completions` by the same `select`.
 ///
 /// ```swift
 /// let selector = try URingSelector()   // throws ENOSYS / EPERM where io_uring is refused
@@ -48,9 +50,20 @@ public final class URingSelector: EventSelector {
     private let shared: Shared
     /// Where the doorbell's IORING_OP_READ writes the eventfd counter.
     private let doorbellCount: UnsafeMutablePointer<UInt64>
-    // Owner-only state (the thread that selects; `makeWaker` is called there too).
-    private var wakers: [WakeFlag] = []
-    private var doorbellArmed = false
+    // Owner-only state (the thread that selects; `makeWaker` is called there too), in memory
+    // of its own (`OwnerState`).
+    private let state: UnsafeMutablePointer<OwnerState>
+    private let bufferCount: Int
+    private let bufferSize: Int
+    /// How many times a receive ran out of provided buffers (ENOBUFS) and was armed again:
+    /// a diagnostic (a high rate says the pool is too small for the load).
+    public var outOfBuffersCount: Int { state.pointee.outOfBuffersCount }
+    /// What the last `select` completed, and the receive buffers it handed out (taken back at
+    /// the start of the next `select`).
+    private let records: UnsafeMutablePointer<IOCompletion>
+    private let handedOut: UnsafeMutablePointer<UInt16>
+    /// What in-flight sends of ended descriptors keep alive, by user data, until they complete.
+    private var orphanedSends: [(userData: UInt64, owner: AnyObject, buffer: Int32)] = []
 
     /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
     /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
@@ -61,7 +74,21 @@ public final class URingSelector: EventSelector {
     /// `io_uring_enter` only, so io_uring never interrupts the owner's other blocking calls
     /// (a plain ring signals the submitting thread with task work, and a blocked epoll_wait or
     /// poll on it returns EINTR).
-    public init() throws(Errno) {
+    public convenience init() throws(Errno) {
+        try self.init(
+            receiveBufferCount: Self.receiveBufferCount, receiveBufferSize: Self.receiveBufferSize)
+    }
+
+    /// Opens a ring whose completion I/O receives into `receiveBufferCount` provided buffers
+    /// (a power of two up to 32768) of `receiveBufferSize` bytes each, registered by the first
+    /// `receive`. Throws EINVAL for other counts or a size below 1, otherwise as `init()`.
+    public init(receiveBufferCount: Int, receiveBufferSize: Int) throws(Errno) {
+        guard receiveBufferCount > 0, receiveBufferCount <= 32768,
+            receiveBufferCount & (receiveBufferCount - 1) == 0, receiveBufferSize > 0,
+            receiveBufferSize <= Int(Int32.max)
+        else { throw Errno(Errno.EINVAL.code, call: "URingSelector (receive buffers)") }
+        bufferCount = receiveBufferCount
+        bufferSize = receiveBufferSize
         let deferred =
             UInt32(IORING_SETUP_SINGLE_ISSUER) | UInt32(IORING_SETUP_DEFER_TASKRUN)
             | UInt32(IORING_SETUP_R_DISABLED)
@@ -77,6 +104,10 @@ public final class URingSelector: EventSelector {
         shared = Shared(doorbell: SharedDescriptor(try Sys.eventfd()))
         doorbellCount = .allocate(capacity: 1)
         doorbellCount.initialize(to: 0)
+        state = .allocate(capacity: 1)
+        state.initialize(to: OwnerState(io: .allocate(capacity: 0)))
+        records = .allocate(capacity: Self.recordCapacity)
+        handedOut = .allocate(capacity: Self.recordCapacity)
     }
 
     deinit {
@@ -84,6 +115,13 @@ public final class URingSelector: EventSelector {
         // The doorbell read still in flight can no longer complete with data: every descriptor
         // of its eventfd is closed, and the ring's teardown cancels it.
         doorbellCount.deallocate()
+        state.pointee.io.deinitialize(count: state.pointee.ioCapacity)
+        state.pointee.io.deallocate()
+        state.pointee.holds?.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+        records.deallocate()
+        handedOut.deallocate()
     }
 
     /// The thread-safe registration handle.
@@ -99,6 +137,7 @@ public final class URingSelector: EventSelector {
         let deadline = timeout.flatMap { $0 > .zero ? ContinuousClock.now + $0 : nil }
         var remaining = timeout
         if ring.isDisabled { try ring.enable() }
+        takeBuffersBack()
         while true {
             // Paired with Shared.notify and Waker.wake: either they see `polling` and ring the
             // doorbell, or the loads below see their change or flag.
@@ -106,7 +145,11 @@ public final class URingSelector: EventSelector {
             if shared.changed.exchange(false, ordering: .sequentiallyConsistent) {
                 try shared.lock.withLock { () throws(Errno) in try applyChanges() }
             }
-            if !doorbellArmed { try armDoorbell() }
+            if !state.pointee.doorbellArmed { try armDoorbell() }
+            if state.pointee.buffersReturned {
+                state.pointee.buffersReturned = false
+                state.pointee.buffers?.publish()
+            }
             let result: URing.EnterResult
             if remaining != .zero && !wakerRaised() && !ring.hasCompletions {
                 result = try ring.enter(waitingFor: 1, timeout: remaining)
@@ -118,7 +161,11 @@ public final class URingSelector: EventSelector {
             }
             shared.polling.store(false, ordering: .relaxed)
             try collect(into: &events)
-            if !events.isEmpty || remaining == .zero || result == .timedOut { return }
+            if !events.isEmpty || state.pointee.recordCount > 0 || remaining == .zero
+                || result == .timedOut
+            {
+                return
+            }
             // Interrupted (EINTR): with no timeout, return (empty); a finite wait goes on for
             // what remains of its timeout.
             if result == .interrupted && deadline == nil { return }
@@ -134,7 +181,7 @@ public final class URingSelector: EventSelector {
     public func makeWaker(token: Token) throws(Errno) -> Waker {
         try shared.doorbell.withDescriptor("makeWaker") { _ in }
         let flag = WakeFlag(token: token)
-        wakers.append(flag)
+        state.pointee.wakers.append(flag)
         return Waker(shared: shared, flag: flag)
     }
 
@@ -148,7 +195,12 @@ public final class URingSelector: EventSelector {
         if shared.doorbell.isClosed { return }
         shared.doorbell.close()
         quiesce()
+        if !ring.isDisabled { state.pointee.buffers?.unregister() }
         ring.close()
+        // Nothing is in flight any more: the sends' buffers may go.
+        orphanedSends.removeAll()
+        for index in 0..<state.pointee.ioCapacity { state.pointee.io[index].sendOwner = nil }
+        state.pointee.recordCount = 0
     }
 
     /// Cancels every request in flight (IORING_OP_ASYNC_CANCEL, IORING_ASYNC_CANCEL_ANY) and
@@ -171,9 +223,12 @@ public final class URingSelector: EventSelector {
 
     // MARK: - Owner: submissions
 
-    /// User data: the descriptor number in the low 32 bits, the poll's generation in the high
-    /// 32. Internal requests use descriptor `internalTag`.
+    /// User data: the descriptor number in the low 32 bits, the request's generation in the
+    /// next 29 and its `Operation` in the top 3 (0 for polls). Internal requests use
+    /// descriptor `internalTag`.
     static let internalTag: UInt64 = 0xFFFF_FFFF
+    /// Generations are 29 bits.
+    static let generationMask: UInt32 = (1 << 29) - 1
     static let doorbellData: UInt64 = 1 << 32 | internalTag
     static let removalData: UInt64 = 2 << 32 | internalTag
 
@@ -219,7 +274,8 @@ public final class URingSelector: EventSelector {
                 entry.armed = 0
             }
             if entry.registered {
-                entry.generation = entry.generation &+ 1 == 0 ? 1 : entry.generation &+ 1
+                let next = (entry.generation &+ 1) & Self.generationMask
+                entry.generation = next == 0 ? 1 : next
                 let sqe = try submission()
                 csys_io_uring_prep(
                     sqe, UInt8(IORING_OP_POLL_ADD.rawValue), fd, 0,
@@ -239,14 +295,14 @@ public final class URingSelector: EventSelector {
         csys_io_uring_prep(
             sqe, UInt8(IORING_OP_READ.rawValue), shared.doorbell.raw.rawValue,
             UInt64(UInt(bitPattern: doorbellCount)), 8, 0, Self.doorbellData)
-        doorbellArmed = true
+        state.pointee.doorbellArmed = true
     }
 
     // MARK: - Owner: completions
 
     @inline(__always)
     private func wakerRaised() -> Bool {
-        for flag in wakers where flag.raised.load(ordering: .sequentiallyConsistent) {
+        for flag in state.pointee.wakers where flag.raised.load(ordering: .sequentiallyConsistent) {
             return true
         }
         return false
@@ -261,7 +317,7 @@ public final class URingSelector: EventSelector {
             let base = raw.baseAddress!
             let capacity = raw.count / EventRecordFormat.neutral.stride
             var count = 0
-            for flag in wakers where count < capacity {
+            for flag in state.pointee.wakers where count < capacity {
                 if flag.raised.load(ordering: .relaxed)
                     && flag.raised.exchange(false, ordering: .acquiringAndReleasing)
                 {
@@ -271,25 +327,32 @@ public final class URingSelector: EventSelector {
                 }
             }
             if hasCompletions {
-                try shared.lock.withLock { () throws(Errno) in
-                    try reap(into: base, capacity: capacity, count: &count)
-                }
+                // The lock guards the poll table only: taken at the first poll completion.
+                var locked = false
+                defer { if locked { shared.lock.unlock() } }
+                try reap(into: base, capacity: capacity, count: &count, locked: &locked)
             }
             return count
         }
     }
 
-    /// Consumes completions into neutral records at `base`. Lock held.
+    /// Consumes completions: polls into neutral records at `base` (taking the lock for them),
+    /// completion I/O into `records`.
     @inline(__always)
-    private func reap(into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int)
-        throws(Errno)
-    {
+    private func reap(
+        into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int, locked: inout Bool
+    ) throws(Errno) {
         try ring.reapCompletions { (completion) throws(Errno) -> Bool in
+            if completion.userData >> 61 != 0 { return complete(completion) }
             let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
             let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
             if completion.userData & Self.internalTag == Self.internalTag {
-                if completion.userData == Self.doorbellData { doorbellArmed = false }
+                if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
                 return true
+            }
+            if !locked {
+                shared.lock.lock()
+                locked = true
             }
             // Stale: removed or replaced since (or never known: not ours). A dirty entry's
             // completions are dropped too: the registry changed it since (another thread, while
@@ -312,6 +375,370 @@ public final class URingSelector: EventSelector {
                 count += 1
             }
             return true
+        }
+    }
+
+    // MARK: - Completion I/O (owner only)
+
+    /// True: `Connection` and `Acceptor` run on completions (multishot receive into provided
+    /// buffers, sends through the ring, multishot accept).
+    public static var completesIO: Bool { true }
+
+    /// Provided buffers: 16 KiB each, so that a 16 KiB message arrives in one completion, and
+    /// 512 of them (8 MiB), so that hundreds of connections can each have one in flight per
+    /// loop turn. A receive that finds none left ends with ENOBUFS and is armed again once the
+    /// turn's buffers come back.
+    public static var receiveBufferSize: Int { 16 << 10 }
+    /// How many provided buffers (`receiveBufferSize` each) the first `receive` registers
+    /// (`init()`'s; `init(receiveBufferCount:receiveBufferSize:)` picks others).
+    public static var receiveBufferCount: Int { 512 }
+    /// Completions one `select` reports at most (the rest wait in the ring).
+    static var recordCapacity: Int { 1024 }
+
+    /// Completion requests' `Operation` in their user data.
+    enum Operation: UInt64 {
+        case receive = 1
+        case send = 2
+        case accept = 3
+        case readable = 4
+    }
+
+    /// The owner thread's mutable state. Kept behind a pointer: as stored properties of the
+    /// class, every access in `select` would cost a dynamic exclusivity check (and a retain
+    /// for the array), though only the owner thread touches them and no access overlaps.
+    struct OwnerState {
+        var wakers: [WakeFlag] = []
+        var doorbellArmed = false
+        /// Completion I/O: the state of each descriptor number's requests.
+        var io: UnsafeMutablePointer<IOEntry>
+        var ioCapacity = 0
+        var recordCount = 0
+        var handedOutCount = 0
+        /// Buffers given back since the last publish (stale completions').
+        var buffersReturned = false
+        var outOfBuffersCount = 0
+        /// The provided buffers multishot receives fill, made by the first `receive`.
+        var buffers: URingBufferRing?
+        /// `buffers`' first byte (a plain pointer: reading it retains nothing).
+        var bufferBase: UnsafeMutableRawPointer?
+        /// Per receive buffer: how many sends in flight hold it.
+        var holds: UnsafeMutablePointer<UInt16>?
+    }
+
+    /// One descriptor number's completion requests.
+    struct IOEntry {
+        var token = Token(0)
+        /// The generation of this number's requests; bumped by `endIO`.
+        var generation: UInt32 = 1
+        var inUse = false
+        var receiveWanted = false
+        /// A multishot receive is in the kernel (until its completion without IORING_CQE_F_MORE).
+        var receiveArmed = false
+        var acceptWanted = false
+        var acceptArmed = false
+        var sendArmed = false
+        var readableArmed = false
+        /// What keeps the armed send's bytes alive.
+        var sendOwner: AnyObject?
+        /// The receive buffer the armed send holds (its bytes), or -1.
+        var sendBuffer: Int32 = -1
+    }
+
+    @inline(__always)
+    static func ioData(_ fd: Int32, _ generation: UInt32, _ operation: Operation) -> UInt64 {
+        operation.rawValue << 61 | UInt64(generation & generationMask) << 32
+            | UInt64(UInt32(bitPattern: fd))
+    }
+
+    /// The entry of `fd`, the table grown to hold it.
+    @inline(__always)
+    private func entry(_ fd: FileDescriptor) throws(Errno) -> UnsafeMutablePointer<IOEntry> {
+        let index = Int(fd.rawValue)
+        if index < 0 { throw Errno(Errno.EBADF.code, call: "io_uring (descriptor)") }
+        if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring (closed)") }
+        if index >= state.pointee.ioCapacity { growIO(to: index + 1) }
+        return state.pointee.io + index
+    }
+
+    private func growIO(to needed: Int) {
+        let capacity = max(needed, state.pointee.ioCapacity * 2, 64)
+        let bigger = UnsafeMutablePointer<IOEntry>.allocate(capacity: capacity)
+        bigger.moveInitialize(from: state.pointee.io, count: state.pointee.ioCapacity)
+        (bigger + state.pointee.ioCapacity).initialize(
+            repeating: IOEntry(), count: capacity - state.pointee.ioCapacity)
+        state.pointee.io.deallocate()
+        state.pointee.io = bigger
+        state.pointee.ioCapacity = capacity
+    }
+
+    /// Starts a multishot receive on `fd` into the provided buffers (registered on first use:
+    /// `receiveBufferCount` × `receiveBufferSize`).
+    public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        if state.pointee.buffers == nil {
+            let made = try URingBufferRing(
+                uring: ring, group: 0, count: bufferCount, size: bufferSize)
+            state.pointee.buffers = made
+            state.pointee.bufferBase = made.base
+            let holds = UnsafeMutablePointer<UInt16>.allocate(capacity: bufferCount)
+            holds.initialize(repeating: 0, count: bufferCount)
+            state.pointee.holds = holds
+        }
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.receiveWanted = true
+        if !entry.pointee.receiveArmed { try armReceive(fd.rawValue, entry) }
+    }
+
+    private func armReceive(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_RECV.rawValue), fd, 0, 0, 0,
+            Self.ioData(fd, entry.pointee.generation, .receive))
+        csys_io_uring_sqe_set_ioprio(sqe, UInt16(IORING_RECV_MULTISHOT))
+        csys_io_uring_sqe_set_flags(sqe, UInt8(1 << IOSQE_BUFFER_SELECT_BIT))
+        csys_io_uring_sqe_set_buf_group(sqe, 0)
+        entry.pointee.receiveArmed = true
+    }
+
+    /// Cancels the multishot receive on `fd`; completions already posted still arrive.
+    public func stopReceiving(_ fd: FileDescriptor) {
+        guard let entry = try? self.entry(fd), entry.pointee.receiveWanted else { return }
+        entry.pointee.receiveWanted = false
+        if entry.pointee.receiveArmed {
+            cancel(Self.ioData(fd.rawValue, entry.pointee.generation, .receive))
+        }
+    }
+
+    /// Submits one IORING_OP_SEND of `bytes` (MSG_NOSIGNAL) at the next `select`, keeping
+    /// `owner`, and receive buffer `holdingBuffer` if it is one (>= 0), until it completes.
+    /// EBUSY while a send on `fd` is in flight; EINVAL for a buffer number out of range.
+    public func send(
+        _ fd: FileDescriptor, token: Token, bytes: UnsafeRawBufferPointer,
+        keepingAlive owner: AnyObject, holdingBuffer: Int32
+    ) throws(Errno) {
+        let entry = try self.entry(fd)
+        if entry.pointee.sendArmed { throw Errno(Errno.EBUSY.code, call: "send (one in flight)") }
+        if holdingBuffer >= 0 && (state.pointee.holds == nil || holdingBuffer >= bufferCount) {
+            throw Errno(Errno.EINVAL.code, call: "send (no such receive buffer)")
+        }
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_SEND.rawValue), fd.rawValue,
+            UInt64(UInt(bitPattern: bytes.baseAddress)), UInt32(clamping: bytes.count), 0,
+            Self.ioData(fd.rawValue, entry.pointee.generation, .send))
+        csys_io_uring_sqe_set_op_flags(sqe, UInt32(MSG_NOSIGNAL))
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.sendArmed = true
+        entry.pointee.sendOwner = owner
+        entry.pointee.sendBuffer = holdingBuffer
+        if holdingBuffer >= 0, let holds = state.pointee.holds { holds[Int(holdingBuffer)] += 1 }
+    }
+
+    /// The provided buffers (once the first `receive` registered them).
+    public var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) {
+        (state.pointee.bufferBase.map { UnsafeRawPointer($0) }, bufferSize, bufferCount)
+    }
+
+    /// A send holding receive buffer `id` completed: the buffer goes back to the kernel with
+    /// this turn's (`handedOut`) once nothing holds it, or at once if `now`.
+    @inline(__always)
+    private func release(_ id: Int32, now: Bool) {
+        guard id >= 0, let holds = state.pointee.holds else { return }
+        holds[Int(id)] -= 1
+        if holds[Int(id)] != 0 { return }
+        if now {
+            state.pointee.buffers?.put(UInt16(id))
+            state.pointee.buffersReturned = true
+        } else {
+            handedOut[state.pointee.handedOutCount] = UInt16(id)
+            state.pointee.handedOutCount += 1
+        }
+    }
+
+    /// Starts a multishot accept on the listening `fd` (accepted descriptors non-blocking and
+    /// close-on-exec).
+    public func accept(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.acceptWanted = true
+        if !entry.pointee.acceptArmed { try armAccept(fd.rawValue, entry) }
+    }
+
+    private func armAccept(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_ACCEPT.rawValue), fd, 0, 0, 0,
+            Self.ioData(fd, entry.pointee.generation, .accept))
+        csys_io_uring_sqe_set_ioprio(sqe, UInt16(IORING_ACCEPT_MULTISHOT))
+        csys_io_uring_sqe_set_op_flags(sqe, UInt32(bitPattern: Sys.linuxSocketTypeFlags))
+        entry.pointee.acceptArmed = true
+    }
+
+    /// Arms a one-shot poll for readability of `fd`.
+    public func awaitReadable(_ fd: FileDescriptor, token: Token) throws(Errno) {
+        let entry = try self.entry(fd)
+        if entry.pointee.readableArmed { return }
+        let sqe = try submission()
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_POLL_ADD.rawValue), fd.rawValue, 0, 0, 0,
+            Self.ioData(fd.rawValue, entry.pointee.generation, .readable))
+        csys_io_uring_sqe_set_poll_mask(sqe, EPOLLIN.rawValue | EPOLLERR.rawValue)
+        entry.pointee.token = token
+        entry.pointee.inUse = true
+        entry.pointee.readableArmed = true
+    }
+
+    /// Cancels every request on `fd` and moves it to a new generation, so that completions of
+    /// the old requests (already posted, or the cancellations') are dropped; an in-flight
+    /// send's bytes stay alive until its completion.
+    @discardableResult
+    public func endIO(_ fd: FileDescriptor) -> Bool {
+        let index = Int(fd.rawValue)
+        guard index >= 0, index < state.pointee.ioCapacity, state.pointee.io[index].inUse else {
+            return false
+        }
+        let entry = state.pointee.io + index
+        let generation = entry.pointee.generation
+        if entry.pointee.receiveArmed { cancel(Self.ioData(fd.rawValue, generation, .receive)) }
+        if entry.pointee.acceptArmed { cancel(Self.ioData(fd.rawValue, generation, .accept)) }
+        if entry.pointee.readableArmed {
+            cancel(Self.ioData(fd.rawValue, generation, .readable))
+        }
+        if entry.pointee.sendArmed, let owner = entry.pointee.sendOwner {
+            let data = Self.ioData(fd.rawValue, generation, .send)
+            cancel(data)
+            orphanedSends.append((data, owner, entry.pointee.sendBuffer))
+        }
+        let next = (generation &+ 1) & Self.generationMask
+        entry.pointee = IOEntry()
+        entry.pointee.generation = next == 0 ? 1 : next
+        return true
+    }
+
+    /// What the last `select` completed.
+    public var completions: UnsafeBufferPointer<IOCompletion> {
+        UnsafeBufferPointer(start: records, count: state.pointee.recordCount)
+    }
+
+    /// Submits a cancellation of the request with user data `target` (best effort: with the
+    /// submission ring full and the kernel refusing more, the request runs its course, and its
+    /// completions are dropped by generation).
+    private func cancel(_ target: UInt64) {
+        guard let sqe = try? submission() else { return }
+        csys_io_uring_prep(
+            sqe, UInt8(IORING_OP_ASYNC_CANCEL.rawValue), -1, target, 0, 0, Self.removalData)
+    }
+
+    /// Gives the previous `select`'s receive buffers back to the kernel and forgets its
+    /// records.
+    @inline(__always)
+    private func takeBuffersBack() {
+        state.pointee.recordCount = 0
+        guard state.pointee.handedOutCount > 0, let buffers = state.pointee.buffers else { return }
+        let holds = state.pointee.holds
+        for index in 0..<state.pointee.handedOutCount {
+            let id = handedOut[index]
+            // A buffer a send holds goes back when that send completes.
+            if let holds, holds[Int(id)] != 0 { continue }
+            buffers.put(id)
+        }
+        state.pointee.handedOutCount = 0
+        state.pointee.buffersReturned = true
+    }
+
+    /// Translates one completion-I/O completion into a record; false (consuming nothing) when
+    /// the records are full.
+    @inline(__always)
+    private func complete(_ completion: URing.Completion) -> Bool {
+        let data = completion.userData
+        let fd = Int32(truncatingIfNeeded: data & Self.internalTag)
+        let generation = UInt32(truncatingIfNeeded: data >> 32) & Self.generationMask
+        let operation = Operation(rawValue: data >> 61)
+        let more = completion.flags & UInt32(IORING_CQE_F_MORE) != 0
+        let result = completion.result
+        let index = Int(fd)
+        guard index < state.pointee.ioCapacity, state.pointee.io[index].generation == generation,
+            state.pointee.io[index].inUse,
+            let operation
+        else {
+            dropStale(completion, operation)
+            return true
+        }
+        if state.pointee.recordCount == Self.recordCapacity { return false }
+        let entry = state.pointee.io + index
+        let token = entry.pointee.token
+        switch operation {
+        case .receive:
+            if !more { entry.pointee.receiveArmed = false }
+            if result > 0, completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0,
+                let base = state.pointee.bufferBase
+            {
+                let id = UInt16(truncatingIfNeeded: completion.flags >> 16)
+                handedOut[state.pointee.handedOutCount] = id
+                state.pointee.handedOutCount += 1
+                record(
+                    token, .receive, result, UnsafeRawPointer(base + Int(id) &* bufferSize),
+                    buffer: Int32(id))
+                if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
+            } else if result == -Errno.ENOBUFS.code || result == -Errno.ECANCELED.code {
+                if result == -Errno.ENOBUFS.code { state.pointee.outOfBuffersCount += 1 }
+                // Out of buffers (the data waits in the socket) or our own cancellation: armed
+                // again if still wanted, the buffers being back by the next submission.
+                if !more && entry.pointee.receiveWanted { try? armReceive(fd, entry) }
+            } else {
+                // EOF (0) or an error: the receive is over.
+                entry.pointee.receiveWanted = false
+                record(token, .receive, min(result, 0), nil)
+            }
+        case .send:
+            entry.pointee.sendArmed = false
+            entry.pointee.sendOwner = nil
+            release(entry.pointee.sendBuffer, now: false)
+            entry.pointee.sendBuffer = -1
+            record(token, .send, result, nil)
+        case .accept:
+            if !more {
+                entry.pointee.acceptArmed = false
+                if result >= 0 && entry.pointee.acceptWanted { try? armAccept(fd, entry) }
+            }
+            if result < 0 { entry.pointee.acceptWanted = false }
+            record(token, .accept, result, nil)
+        case .readable:
+            entry.pointee.readableArmed = false
+            record(token, .readable, result, nil)
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func record(
+        _ token: Token, _ operation: IOCompletion.Operation, _ result: Int32,
+        _ bytes: UnsafeRawPointer?, buffer: Int32 = -1
+    ) {
+        records[state.pointee.recordCount] = IOCompletion(
+            token: token, operation: operation, result: result, bytes: bytes, buffer: buffer)
+        state.pointee.recordCount += 1
+    }
+
+    /// A completion of a request whose descriptor ended (`endIO`): its buffer goes back, an
+    /// accepted descriptor is closed, a send's bytes are released.
+    private func dropStale(_ completion: URing.Completion, _ operation: Operation?) {
+        if completion.flags & UInt32(IORING_CQE_F_BUFFER) != 0, let buffers = state.pointee.buffers
+        {
+            buffers.put(UInt16(truncatingIfNeeded: completion.flags >> 16))
+            state.pointee.buffersReturned = true
+        }
+        if operation == .accept && completion.result >= 0 {
+            try? Sys.close(FileDescriptor(completion.result))
+        }
+        if operation == .send,
+            let at = orphanedSends.firstIndex(where: { $0.userData == completion.userData })
+        {
+            release(orphanedSends[at].buffer, now: true)
+            orphanedSends.remove(at: at)
         }
     }
 

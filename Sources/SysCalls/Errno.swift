@@ -142,6 +142,10 @@ extension Errno {
     public static let EPROTO = Errno(libc.EPROTO)
     /// File name too long (e.g. a Unix socket path over 107 bytes).
     public static let ENAMETOOLONG = Errno(libc.ENAMETOOLONG)
+    /// Operation cancelled (an io_uring request ended by a cancellation).
+    public static let ECANCELED = Errno(libc.ECANCELED)
+    /// Device or resource busy (a request of which one may be in flight already is).
+    public static let EBUSY = Errno(libc.EBUSY)
 
     static let names: [Int32: String] = [
         libc.EPERM: "EPERM",
@@ -182,6 +186,8 @@ extension Errno {
         libc.ENOTDIR: "ENOTDIR",
         libc.ESPIPE: "ESPIPE",
         libc.ENOSPC: "ENOSPC",
+        libc.ECANCELED: "ECANCELED",
+        libc.EBUSY: "EBUSY",
     ]
 }
 
@@ -226,4 +232,6 @@ private let libc = (
     ENOTDIR: ENOTDIR,
     ESPIPE: ESPIPE,
     ENOSPC: ENOSPC,
+    ECANCELED: ECANCELED,
+    EBUSY: EBUSY,
 )

@@ -120,8 +120,9 @@ extension Sys {
 
 /// Linux's creating calls with flags: accept4(2), pipe2(2), SOCK_NONBLOCK | SOCK_CLOEXEC.
 extension Sys {
-    /// SOCK_NONBLOCK | SOCK_CLOEXEC, for socket(2) and socketpair(2)'s `type`.
-    static var linuxSocketTypeFlags: Int32 {
+    /// SOCK_NONBLOCK | SOCK_CLOEXEC, for socket(2) and socketpair(2)'s `type` (and accept4's
+    /// flags, io_uring's accept requests included).
+    public static var linuxSocketTypeFlags: Int32 {
         #if canImport(Glibc)
         Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
         #else

@@ -369,4 +369,105 @@ public final class URing {
         return Int(head &- localHead)
     }
 }
+
+/// A ring of provided buffers registered with an io_uring (IORING_REGISTER_PBUF_RING): the
+/// kernel picks a free buffer for each buffer-selecting request (a multishot recv) and names it
+/// in the completion (IORING_CQE_F_BUFFER, the buffer's id in the upper 16 bits of the flags).
+/// The owner gives a buffer back with `put` once done with its bytes, and `publish` makes the
+/// given-back buffers visible to the kernel (one release store of the ring's tail).
+///
+/// Not Sendable: used by the ring's owner thread only.
+public final class URingBufferRing {
+    /// The buffer group id requests name (`csys_io_uring_sqe_set_buf_group`).
+    public let group: UInt16
+    /// Buffers in the ring (a power of two, at most 32768).
+    public let count: Int
+    /// Bytes per buffer.
+    public let size: Int
+    /// The first buffer; buffer `id` starts `id * size` bytes further.
+    public let base: UnsafeMutableRawPointer
+
+    private let ring: UnsafeMutablePointer<io_uring_buf_ring>
+    private let tailWord: UnsafeMutablePointer<UInt16>
+    private let mask: UInt32
+    private var tail: UInt16 = 0
+    private var registeredWith: FileDescriptor?
+
+    /// Allocates `count` buffers of `size` bytes and their ring, fills the ring with all of
+    /// them and registers it with `uring` as `group`. Throws what the kernel answers (EINVAL
+    /// where it lacks provided buffer rings, before Linux 5.19), and EINVAL for a `count` that
+    /// is not a power of two in 1...32768.
+    public init(uring: URing, group: UInt16, count: Int, size: Int) throws(Errno) {
+        guard count > 0, count <= 32768, count & (count - 1) == 0, size > 0 else {
+            throw Errno(Errno.EINVAL.code, call: "URingBufferRing (count or size)")
+        }
+        self.group = group
+        self.count = count
+        self.size = size
+        mask = UInt32(count - 1)
+        let ringBytes = count * MemoryLayout<io_uring_buf>.stride
+        // Page-aligned, as the kernel requires of the ring's address.
+        let ringMemory = UnsafeMutableRawPointer.allocate(byteCount: ringBytes, alignment: 4096)
+        ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: ringBytes)
+        ring = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
+        tailWord = csys_io_uring_buf_ring_tail(ring)
+        base = .allocate(byteCount: count * size, alignment: 4096)
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
+        registration.ring_entries = UInt32(count)
+        registration.bgid = group
+        do throws(Errno) {
+            try withUnsafeMutablePointer(to: &registration) { (pointer) throws(Errno) in
+                _ = try Sys.ioUringRegister(
+                    uring.descriptor, opcode: UInt32(IORING_REGISTER_PBUF_RING),
+                    argument: pointer, count: 1)
+            }
+        } catch {
+            ringMemory.deallocate()
+            base.deallocate()
+            throw error
+        }
+        registeredWith = uring.descriptor
+        for id in 0..<count { put(UInt16(id)) }
+        publish()
+    }
+
+    deinit {
+        // Unregistered by `unregister` (the owner, before it closes the ring) or by the ring's
+        // teardown; the memory is ours either way.
+        base.deallocate()
+        UnsafeMutableRawPointer(ring).deallocate()
+    }
+
+    /// Buffer `id`'s first byte.
+    @inline(__always)
+    public func address(of id: UInt16) -> UnsafeMutableRawPointer { base + Int(id) &* size }
+
+    /// Gives buffer `id` back (visible to the kernel after `publish`).
+    @inline(__always)
+    public func put(_ id: UInt16) {
+        csys_io_uring_buf_ring_put(
+            ring, UInt32(tail), mask, UInt64(UInt(bitPattern: address(of: id))), UInt32(size), id)
+        tail &+= 1
+    }
+
+    /// Publishes the buffers given back since the last call (release: their entries are
+    /// written before the kernel sees the tail).
+    @inline(__always)
+    public func publish() { csys_store_release_u16(tailWord, tail) }
+
+    /// Unregisters the ring from its io_uring (IORING_UNREGISTER_PBUF_RING); the kernel takes
+    /// no buffer from it afterwards. Call it while the ring is open; later calls do nothing.
+    public func unregister() {
+        guard let fd = registeredWith else { return }
+        registeredWith = nil
+        var registration = io_uring_buf_reg()
+        registration.bgid = group
+        _ = try? withUnsafeMutablePointer(to: &registration) { (pointer) throws(Errno) in
+            try Sys.ioUringRegister(
+                fd, opcode: UInt32(IORING_UNREGISTER_PBUF_RING), argument: pointer,
+                count: 1)
+        }
+    }
+}
 #endif

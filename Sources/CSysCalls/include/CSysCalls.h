@@ -191,6 +191,43 @@ csys_io_uring_sqe_set_op_flags(struct io_uring_sqe *sqe, uint32_t flags) {
     sqe->rw_flags = flags;
 }
 
+/// Sets the SQE's IOSQE_* flags (e.g. IOSQE_BUFFER_SELECT).
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_flags(struct io_uring_sqe *sqe, uint8_t flags) {
+    sqe->flags = flags;
+}
+/// Sets the SQE's ioprio field, which recv and accept read as their own flags
+/// (IORING_RECV_MULTISHOT, IORING_ACCEPT_MULTISHOT).
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_ioprio(struct io_uring_sqe *sqe, uint16_t ioprio) {
+    sqe->ioprio = ioprio;
+}
+/// Sets the provided-buffer group a buffer-selecting request takes its buffer from.
+static inline __attribute__((always_inline)) void
+csys_io_uring_sqe_set_buf_group(struct io_uring_sqe *sqe, uint16_t group) {
+    sqe->buf_group = group;
+}
+/// Writes provided buffer `bid` (`addr`, `len`) into slot `index & mask` of a buffer ring; the
+/// kernel sees it once the ring's tail is published (`csys_io_uring_buf_ring_tail`).
+static inline __attribute__((always_inline)) void
+csys_io_uring_buf_ring_put(struct io_uring_buf_ring *ring, uint32_t index, uint32_t mask,
+                           uint64_t addr, uint32_t len, uint16_t bid) {
+    struct io_uring_buf *buf = &ring->bufs[index & mask];
+    buf->addr = addr;
+    buf->len = len;
+    buf->bid = bid;
+}
+/// A buffer ring's tail (overlaid on the first entry's reserved field), for a release store.
+static inline __attribute__((always_inline)) uint16_t *
+csys_io_uring_buf_ring_tail(struct io_uring_buf_ring *ring) {
+    return &ring->tail;
+}
+/// A release store of a 16-bit ring index.
+static inline __attribute__((always_inline)) void csys_store_release_u16(uint16_t *p,
+                                                                         uint16_t value) {
+    __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
+
 // The epoll_event struct is packed on x86_64; these keep Swift away from its layout.
 static inline uint32_t csys_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
 static inline uint64_t csys_epoll_event_u64(const struct epoll_event *ev) { return ev->data.u64; }
