@@ -29,6 +29,10 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
             continuation: CheckedContinuation<Void, any Error>, to: SocketAddress,
             call: CallCancellation?, timer: TimerID?
         )?
+    /// `pendingConnect != nil`, in a byte: testing the optional tuple, whose layout is not
+    /// known at compile time (it holds a `CheckedContinuation`), costs value-witness calls per
+    /// event.
+    private var connecting = false
     private var token: Token?
     private var closed = false
 
@@ -69,6 +73,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
             }
         }
         pendingConnect = (continuation, address, call, timer)
+        connecting = true
     }
 
     func cancelConnect(_ call: CallCancellation, reactor: Reactor<Backend>) {
@@ -78,6 +83,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
 
     private func failConnect(_ error: any Error, reactor: Reactor<Backend>) {
         guard let (continuation, _, _, timer) = pendingConnect.take() else { return }
+        connecting = false
         if let timer { reactor.cancel(timer) }
         close(on: reactor)
         continuation.resume(throwing: error)
@@ -89,7 +95,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     }
 
     func handle(_ event: Event, reactor: Reactor<Backend>) {
-        if pendingConnect != nil, event.isWritable || event.isError || event.isWriteClosed {
+        if connecting, event.isWritable || event.isError || event.isWriteClosed {
             finishConnect(reactor: reactor)
         }
         io.handle(event)
@@ -106,6 +112,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         switch outcome {
         case .success(nil):
             pendingConnect = nil
+            connecting = false
             if let timer { reactor.cancel(timer) }
             continuation.resume()
         case .success(let error?): failConnect(error, reactor: reactor)
@@ -119,6 +126,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         try? socket.close()
         let gone = Errno(Errno.EBADF.code, call: "closed")
         if let (connect, address, _, _) = pendingConnect.take() {
+            connecting = false
             connect.resume(throwing: NetError(gone, address: address))
         }
         io.finish()
