@@ -29,10 +29,13 @@ import SysCalls
 public final class AsyncConnection<Backend: EventSelector>: Sendable {
     private let handle: Reactor<Backend>.Handle
     private let core: AsyncStreamCore<Backend>
+    /// `core.io`, kept here too: reaching it needs no load through the generic core.
+    private let io: AsyncStreamIO
 
     init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>) {
         self.handle = handle
         self.core = core
+        io = core.io
     }
 
     /// Serves an existing connected stream (`TCPStream`, `UnixStream`, e.g. one end of
@@ -94,7 +97,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard buffer.count > 0 else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        let io = core.io
+        let io = self.io
         if io.isOnLoop { return try await io.read(into: buffer) }
         return try await withTaskExecutorPreference(handle) {
             try await io.readOnLoop(into: buffer)
@@ -109,7 +112,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard !bytes.isEmpty else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        let io = core.io
+        let io = self.io
         if io.isOnLoop { return try await io.read(into: &bytes) }
         return try await withTaskExecutorPreference(handle) {
             try await io.readOnLoop(into: &bytes)
@@ -132,7 +135,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     /// Writes all of `bytes` (a slice of an array: no copy), waiting while the kernel's buffer
     /// is full.
     public nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
-        let io = core.io
+        let io = self.io
         if io.isOnLoop { return try await io.write(bytes) }
         try await withTaskExecutorPreference(handle) { try await io.writeOnLoop(bytes) }
     }
@@ -140,14 +143,14 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
     /// valid and untouched until the call returns.
     public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        let io = core.io
+        let io = self.io
         if io.isOnLoop { return try await io.write(bytes) }
         try await withTaskExecutorPreference(handle) { try await io.writeOnLoop(bytes) }
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
     public nonisolated(nonsending) func shutdownOutput() async throws {
-        let io = core.io
+        let io = self.io
         if io.isOnLoop { return try io.shutdownOutput() }
         try await withTaskExecutorPreference(handle) { try await io.shutdownOutputOnLoop() }
     }
