@@ -49,6 +49,29 @@ struct AsyncOnLoopTests {
         }
     }
 
+    @Test("an actor on the loop's serial executor reads and writes inline, without a hop")
+    func actorOnLoopDoesNotHop() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            try await left.write(Array("ping".utf8))
+            let session = LoopSession(loop: handle)
+            let (reply, otherJobsRan) = try await session.echoOnce(right)
+            #expect(reply == Array("ping".utf8))
+            #expect(otherJobsRan == 0, "the actor's read or write suspended")
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let count = try await left.read(into: &buffer)
+            #expect(Array(buffer[..<count]) == Array("ping".utf8))
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
     @Test("after end of file, every read on the reactor's executor returns 0 at once")
     func endOfFileIsSticky() async throws {
         try await Backend.epoll.runAsync { _ in
@@ -94,6 +117,33 @@ struct AsyncOnLoopTests {
             loop.stop()
             try loop.join()
         }
+    }
+}
+
+/// An actor living on a reactor's loop.
+actor LoopSession {
+    let loop: Reactor<EpollSelector>.Handle
+    /// Bumped by tasks on the loop: whether any ran while the actor was in a call.
+    var bumps = 0
+
+    init(loop: Reactor<EpollSelector>.Handle) { self.loop = loop }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        loop.serialExecutor.asUnownedSerialExecutor()
+    }
+
+    func bump() { bumps += 1 }
+
+    /// Reads what `connection` has (it must have bytes waiting) and writes it back; returns
+    /// the bytes and how many other loop jobs ran meanwhile (one is queued first, so any
+    /// suspension lets it run).
+    func echoOnce(_ connection: AsyncConnection<EpollSelector>) async throws -> ([UInt8], Int) {
+        let before = bumps
+        Task(executorPreference: loop) { await self.bump() }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try await connection.read(into: &buffer)
+        try await connection.write(buffer[..<count])
+        return (Array(buffer[..<count]), bumps - before)
     }
 }
 
