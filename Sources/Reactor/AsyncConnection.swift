@@ -28,14 +28,23 @@ import SysCalls
 /// ```
 public final class AsyncConnection<Backend: EventSelector>: Sendable {
     private let handle: Reactor<Backend>.Handle
+    // Built on the reactor's thread for an accepted connection: its fields (`io` included)
+    // are read only there (a task on the loop, or after the hop), never here.
     private let core: AsyncStreamCore<Backend>
-    /// `core.io`, kept here too: reaching it needs no load through the generic core.
-    private let io: AsyncStreamIO
+    /// Where the loop records its thread (the handle's: shared before this connection was).
+    private let signals: LoopSignals
 
     init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>) {
         self.handle = handle
         self.core = core
-        io = core.io
+        signals = handle.signals
+    }
+
+    /// Whether the calling thread is the reactor's (a task on its executor, an actor on its
+    /// serial executor).
+    @inline(__always)
+    private var isOnLoop: Bool {
+        signals.loopThread.load(ordering: .relaxed) == OSThread.currentID
     }
 
     /// Serves an existing connected stream (`TCPStream`, `UnixStream`, e.g. one end of
@@ -97,11 +106,8 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard buffer.count > 0 else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        let io = self.io
-        if io.isOnLoop { return try await io.read(into: buffer) }
-        return try await withTaskExecutorPreference(handle) {
-            try await io.readOnLoop(into: buffer)
-        }
+        if isOnLoop { return try await core.io.read(into: buffer) }
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
     }
 
     /// Reads what is available into the start of `bytes` (at most `bytes.count`), waiting for
@@ -112,11 +118,8 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard !bytes.isEmpty else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        let io = self.io
-        if io.isOnLoop { return try await io.read(into: &bytes) }
-        return try await withTaskExecutorPreference(handle) {
-            try await io.readOnLoop(into: &bytes)
-        }
+        if isOnLoop { return try await core.io.read(into: &bytes) }
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
     }
 
     /// Reads what is available, up to `maxBytes`, waiting for data if none is; `[]` at EOF.
@@ -135,24 +138,56 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     /// Writes all of `bytes` (a slice of an array: no copy), waiting while the kernel's buffer
     /// is full.
     public nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
-        let io = self.io
-        if io.isOnLoop { return try await io.write(bytes) }
-        try await withTaskExecutorPreference(handle) { try await io.writeOnLoop(bytes) }
+        if isOnLoop { return try await core.io.write(bytes) }
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
     /// valid and untouched until the call returns.
     public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        let io = self.io
-        if io.isOnLoop { return try await io.write(bytes) }
-        try await withTaskExecutorPreference(handle) { try await io.writeOnLoop(bytes) }
+        if isOnLoop { return try await core.io.write(bytes) }
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
     public nonisolated(nonsending) func shutdownOutput() async throws {
-        let io = self.io
-        if io.isOnLoop { return try io.shutdownOutput() }
-        try await withTaskExecutorPreference(handle) { try await io.shutdownOutputOnLoop() }
+        if isOnLoop { return try core.io.shutdownOutput() }
+        try await withTaskExecutorPreference(handle) { try await shutdownOutputOnLoop() }
+    }
+
+    // The calls above, made from another executor: each runs on the reactor's executor (the
+    // task hops there and back). Off the reactor's thread here, its reactor is gone (a job
+    // then runs where it is enqueued): EBADF, without touching the core.
+
+    @concurrent private func readOnLoop(into buffer: UnsafeMutableRawBufferPointer)
+        async throws -> Int
+    {
+        guard isOnLoop else { throw Self.reactorGone }
+        return try await core.io.read(into: buffer)
+    }
+
+    @concurrent private func readOnLoop(into bytes: inout [UInt8]) async throws -> Int {
+        guard isOnLoop else { throw Self.reactorGone }
+        return try await core.io.read(into: &bytes)
+    }
+
+    @concurrent private func writeOnLoop(_ bytes: UnsafeRawBufferPointer) async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try await core.io.write(bytes)
+    }
+
+    @concurrent private func writeOnLoop(_ bytes: ArraySlice<UInt8>) async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try await core.io.write(bytes)
+    }
+
+    @concurrent private func shutdownOutputOnLoop() async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try core.io.shutdownOutput()
+    }
+
+    private static var reactorGone: Errno {
+        Errno(Errno.EBADF.code, call: "async I/O (reactor gone)")
     }
 
     /// Closes the connection; waiting reads and writes fail with EBADF.

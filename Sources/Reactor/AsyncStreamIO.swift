@@ -148,28 +148,6 @@ final class AsyncStreamIO: @unchecked Sendable {
         try Sys.shutdownWrite(fd)
     }
 
-    /// The calls above, made from another executor: each runs on the reactor's executor (the
-    /// task hops there and back).
-    @concurrent func readOnLoop(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await read(into: buffer)
-    }
-
-    @concurrent func readOnLoop(into bytes: inout [UInt8]) async throws -> Int {
-        try await read(into: &bytes)
-    }
-
-    @concurrent func writeOnLoop(_ bytes: UnsafeRawBufferPointer) async throws {
-        try await write(bytes)
-    }
-
-    @concurrent func writeOnLoop(_ bytes: ArraySlice<UInt8>) async throws {
-        try await write(bytes)
-    }
-
-    @concurrent func shutdownOutputOnLoop() async throws {
-        try shutdownOutput()
-    }
-
     // MARK: Loop side
 
     /// Readiness arrived: marks the directions ready and resumes their waiters.
