@@ -153,7 +153,7 @@ private func echo<Backend>(_ connection: AsyncConnection<Backend>) async {
     var buffer = [UInt8](repeating: 0, count: 64 << 10)
     while let count = try? await connection.read(into: &buffer), count > 0 {
         do {
-            try await connection.write(Array(buffer[..<count]))
+            try await connection.write(buffer[..<count])
         } catch {
             break
         }

@@ -5,12 +5,15 @@ import SysCalls
 /// async/await reads and writes over a TCP or Unix stream on a reactor: no thread per
 /// connection.
 ///
-/// The socket lives on the reactor's thread. Calling code runs on the caller's executor; each
-/// call hops to the reactor's thread through its `Handle`, tries the I/O at once and, if it
-/// would block, parks a continuation that the next readiness event resumes. One read and one
-/// write may be outstanding at a time (a second concurrent one throws EALREADY).
+/// The socket lives on the reactor's thread, and so does the I/O: code running there (a task
+/// started with `Task(executorPreference: loop.handle)`, or an actor on
+/// `handle.serialExecutor`) reads and writes inline, suspending only when the socket would
+/// block, until the next readiness event; code on any other executor hops to the reactor's
+/// thread for the call and back. One read and one write may be in progress at a time (a
+/// second concurrent one throws EALREADY).
 ///
-/// Cancelling a task waiting in a call ends the call with `CancellationError`:
+/// Cancelling a task waiting in a call ends the call with `CancellationError` (a call that
+/// finds its I/O ready completes even in a cancelled task):
 /// - `read`: nothing was consumed; the connection stays open and usable.
 /// - `write`: the connection stays open, but an unknown prefix of the bytes may have been
 ///   sent; close it unless the protocol can resynchronise.
@@ -25,11 +28,23 @@ import SysCalls
 /// ```
 public final class AsyncConnection<Backend: EventSelector>: Sendable {
     private let handle: Reactor<Backend>.Handle
+    // Built on the reactor's thread for an accepted connection: its fields (`io` included)
+    // are read only there (a task on the loop, or after the hop), never here.
     private let core: AsyncStreamCore<Backend>
+    /// Where the loop records its thread (the handle's: shared before this connection was).
+    private let signals: LoopSignals
 
     init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>) {
         self.handle = handle
         self.core = core
+        signals = handle.signals
+    }
+
+    /// Whether the calling thread is the reactor's (a task on its executor, an actor on its
+    /// serial executor).
+    @inline(__always)
+    private var isOnLoop: Bool {
+        signals.loopThread.load(ordering: .relaxed) == OSThread.currentID
     }
 
     /// Serves an existing connected stream (`TCPStream`, `UnixStream`, e.g. one end of
@@ -39,7 +54,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         wrapping socket: some StreamSocket, on handle: Reactor<Backend>.Handle
     ) async throws {
         // Built here, before any other thread can see it; the reactor's thread has it from now on.
-        let core = AsyncStreamCore<Backend>(socket: socket)
+        let core = AsyncStreamCore<Backend>(socket: socket, handle: handle)
         try await handle.waiting { reactor, continuation, _ in
             do {
                 try core.start(on: reactor, interest: [.readable, .writable])
@@ -67,7 +82,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         case .unix, .unixAbstract, .unixUnnamed: socket = try UnixStream.connect(to: address)
         case .v4, .v6: socket = try TCPStream.connect(to: address)
         }
-        let core = AsyncStreamCore<Backend>(socket: socket)
+        let core = AsyncStreamCore<Backend>(socket: socket, handle: handle)
         _ = try await handle.waiting { reactor, continuation, call in
             core.connect(to: address, timeout: timeout, call: call, reactor: reactor, continuation)
         } cancel: { reactor, call in
@@ -83,72 +98,96 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     }
 
     /// Reads what is available into `buffer`, waiting for data if none is; returns the number
-    /// of bytes read, 0 at end of file. Allocates no buffer. `buffer` must stay valid and
+    /// of bytes read, 0 at end of file. Allocates nothing. `buffer` must stay valid and
     /// untouched until the call returns; an empty buffer throws `ArgumentError`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    public nonisolated(nonsending) func read(into buffer: UnsafeMutableRawBufferPointer)
+        async throws -> Int
+    {
         guard buffer.count > 0 else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        let done = try await read(Handover(ReadTarget(storage: [], limit: 0, external: buffer)))
-        return try done.result.get()
+        if isOnLoop { return try await core.io.read(into: buffer) }
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
     }
 
     /// Reads what is available into the start of `bytes` (at most `bytes.count`), waiting for
     /// data if none is; returns the number of bytes read, 0 at end of file. `bytes` keeps its
-    /// count and storage (the call allocates no buffer), also when it throws. An empty `bytes`
+    /// count and storage (the call allocates nothing), also when it throws. An empty `bytes`
     /// throws `ArgumentError`.
-    public func read(into bytes: inout [UInt8]) async throws -> Int {
+    public nonisolated(nonsending) func read(into bytes: inout [UInt8]) async throws -> Int {
         guard !bytes.isEmpty else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        // Swapped into a box the reactor's thread takes it from: the array's storage is then
-        // referenced once, and filled in place, not copied.
-        let request = Handover(ReadTarget(storage: [], limit: bytes.count, external: nil))
-        swap(&request.value!.storage, &bytes)
-        let done = try await read(request)
-        bytes = done.storage
-        return try done.result.get()
+        if isOnLoop { return try await core.io.read(into: &bytes) }
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
     }
 
     /// Reads what is available, up to `maxBytes`, waiting for data if none is; `[]` at EOF.
-    public func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
+    public nonisolated(nonsending) func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: max(1, maxBytes))
         let count = try await read(into: &bytes)
         bytes.removeSubrange(count...)
         return bytes
     }
 
-    private func read(_ request: Handover<ReadTarget>) async throws -> ReadDone {
-        let core = self.core
-        return try await handle.waiting { _, continuation, call in
-            core.read(request.take()!, call: call, continuation)
-        } cancel: { _, call in
-            core.cancelRead(call)
-        }
+    /// Writes all of `bytes`, waiting while the kernel's buffer is full.
+    public nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
+        try await write(bytes[...])
     }
 
-    /// Writes all of `bytes`, waiting while the kernel's buffer is full.
-    public func write(_ bytes: [UInt8]) async throws {
-        let core = self.core
-        try await handle.waiting { _, continuation, call in
-            core.write(bytes, call: call, continuation)
-        } cancel: { _, call in
-            core.cancelWrite(call)
-        }
+    /// Writes all of `bytes` (a slice of an array: no copy), waiting while the kernel's buffer
+    /// is full.
+    public nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
+        if isOnLoop { return try await core.io.write(bytes) }
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
+    }
+
+    /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
+    /// valid and untouched until the call returns.
+    public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        if isOnLoop { return try await core.io.write(bytes) }
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
-    public func shutdownOutput() async throws {
-        let core = self.core
-        try await handle.waiting { _, continuation, _ in
-            do {
-                try core.socket.shutdown(.write)
-                continuation.resume()
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        } cancel: { _, _ in
-        }
+    public nonisolated(nonsending) func shutdownOutput() async throws {
+        if isOnLoop { return try core.io.shutdownOutput() }
+        try await withTaskExecutorPreference(handle) { try await shutdownOutputOnLoop() }
+    }
+
+    // The calls above, made from another executor: each runs on the reactor's executor (the
+    // task hops there and back). Off the reactor's thread here, its reactor is gone (a job
+    // then runs where it is enqueued): EBADF, without touching the core.
+
+    @concurrent private func readOnLoop(into buffer: UnsafeMutableRawBufferPointer)
+        async throws -> Int
+    {
+        guard isOnLoop else { throw Self.reactorGone }
+        return try await core.io.read(into: buffer)
+    }
+
+    @concurrent private func readOnLoop(into bytes: inout [UInt8]) async throws -> Int {
+        guard isOnLoop else { throw Self.reactorGone }
+        return try await core.io.read(into: &bytes)
+    }
+
+    @concurrent private func writeOnLoop(_ bytes: UnsafeRawBufferPointer) async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try await core.io.write(bytes)
+    }
+
+    @concurrent private func writeOnLoop(_ bytes: ArraySlice<UInt8>) async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try await core.io.write(bytes)
+    }
+
+    @concurrent private func shutdownOutputOnLoop() async throws {
+        guard isOnLoop else { throw Self.reactorGone }
+        try core.io.shutdownOutput()
+    }
+
+    private static var reactorGone: Errno {
+        Errno(Errno.EBADF.code, call: "async I/O (reactor gone)")
     }
 
     /// Closes the connection; waiting reads and writes fail with EBADF.

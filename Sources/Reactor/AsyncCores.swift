@@ -14,60 +14,39 @@ final class CallCancellation: Sendable {
     func cancel() { flag.store(true, ordering: .releasing) }
 }
 
-/// Where a read puts its bytes: the caller's array (moved in and handed back, so filling it
-/// allocates nothing) or the caller's raw buffer.
-// Invariant: `external` is written only on the reactor's thread while its read is pending,
-// and the caller stays suspended (its buffer alive and untouched) until the read completes.
-struct ReadTarget: @unchecked Sendable {
-    var storage: [UInt8]
-    let limit: Int
-    let external: UnsafeMutableRawBufferPointer?
-
-    mutating func read(from socket: any StreamSocket) throws(Errno) -> IOResult<Int> {
-        if let external { return try socket.read(into: external) }
-        let limit = self.limit
-        return try storage.withMutableBytes { (raw) throws(Errno) -> IOResult<Int> in
-            try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: raw.prefix(limit)))
-        }
-    }
-}
-
-/// A finished read: the array handed back (also on failure) and the count or the error.
-struct ReadDone: Sendable {
-    var storage: [UInt8]
-    var result: Result<Int, any Error>
-}
-
-/// The reactor-thread half of an `AsyncConnection`.
+/// The reactor-thread half of an `AsyncConnection`: its registration, its connect, and its
+/// I/O (`io`, which tasks on the reactor's thread use directly).
 // Invariant: used and released only on the reactor's thread (every access is inside a
-// `Handle.execute` task or an event callback); other threads only create it (before sharing
-// it), hold and pass the reference. That is what makes the unchecked Sendable sound.
+// `Handle.execute` task, an event callback or `io`'s calls, which check the thread); other
+// threads only create it (before sharing it), hold and pass the reference. That is what makes
+// the unchecked Sendable sound.
 final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Sendable {
     let socket: any StreamSocket
+    /// The reads and writes; shares this core's thread.
+    let io: AsyncStreamIO
     private var pendingConnect:
         (
             continuation: CheckedContinuation<Void, any Error>, to: SocketAddress,
             call: CallCancellation?, timer: TimerID?
         )?
-    private var pendingRead:
-        (
-            target: ReadTarget, call: CallCancellation,
-            continuation: CheckedContinuation<ReadDone, any Error>
-        )?
-    private var pendingWrite:
-        (
-            bytes: [UInt8], offset: Int, call: CallCancellation,
-            continuation: CheckedContinuation<Void, any Error>
-        )?
+    /// `pendingConnect != nil`, in a byte: testing the optional tuple, whose layout is not
+    /// known at compile time (it holds a `CheckedContinuation`), costs value-witness calls per
+    /// event.
+    private var connecting = false
     private var token: Token?
     private var closed = false
-    /// The selector's drain hook, told when I/O would block.
-    private var drainHook: (any SelectorDrainHook)?
 
-    init(socket: any StreamSocket) { self.socket = socket }
+    /// A core for `socket`, to be served by the reactor behind `handle`.
+    init(socket: any StreamSocket, handle: Reactor<Backend>.Handle) {
+        self.socket = socket
+        io = AsyncStreamIO(
+            fd: socket.fileDescriptor, signals: handle.signals,
+            shortReadDrains: Backend.shortReadMeansDrained,
+            queueOnLoop: { body in (try? handle.execute { _ in body() }) != nil })
+    }
 
     func start(on reactor: Reactor<Backend>, interest: Interest) throws(Errno) {
-        drainHook = reactor.context.drainHook
+        io.drainHook = reactor.context.drainHook
         token = try reactor.register(socket.fileDescriptor, interest: interest, handler: self)
     }
 
@@ -94,6 +73,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
             }
         }
         pendingConnect = (continuation, address, call, timer)
+        connecting = true
     }
 
     func cancelConnect(_ call: CallCancellation, reactor: Reactor<Backend>) {
@@ -103,55 +83,10 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
 
     private func failConnect(_ error: any Error, reactor: Reactor<Backend>) {
         guard let (continuation, _, _, timer) = pendingConnect.take() else { return }
+        connecting = false
         if let timer { reactor.cancel(timer) }
         close(on: reactor)
         continuation.resume(throwing: error)
-    }
-
-    func read(
-        _ target: consuming ReadTarget, call: CallCancellation,
-        _ continuation: CheckedContinuation<ReadDone, any Error>
-    ) {
-        if call.isCancelled {
-            return continuation.resume(
-                returning: ReadDone(storage: target.storage, result: .failure(CancellationError())))
-        }
-        if closed || pendingRead != nil {
-            let error = closed ? Errno.EBADF : Errno.EALREADY
-            return continuation.resume(
-                returning: ReadDone(
-                    storage: target.storage, result: .failure(Errno(error.code, call: "read"))))
-        }
-        // Moved, not copied: a caller's array must stay uniquely referenced (see `tryRead`).
-        pendingRead = (consume target, call, continuation)
-        tryRead()
-    }
-
-    func cancelRead(_ call: CallCancellation) {
-        guard pendingRead?.call === call, let (target, _, continuation) = pendingRead.take()
-        else { return }
-        continuation.resume(
-            returning: ReadDone(storage: target.storage, result: .failure(CancellationError())))
-    }
-
-    func write(
-        _ bytes: [UInt8], call: CallCancellation,
-        _ continuation: CheckedContinuation<Void, any Error>
-    ) {
-        if call.isCancelled { return continuation.resume(throwing: CancellationError()) }
-        guard !closed else {
-            return continuation.resume(throwing: Errno(Errno.EBADF.code, call: "write"))
-        }
-        guard pendingWrite == nil else {
-            return continuation.resume(throwing: Errno(Errno.EALREADY.code, call: "write"))
-        }
-        pendingWrite = (bytes, 0, call, continuation)
-        tryWrite()
-    }
-
-    func cancelWrite(_ call: CallCancellation) {
-        guard pendingWrite?.call === call else { return }
-        pendingWrite.take()?.continuation.resume(throwing: CancellationError())
     }
 
     func close(on reactor: Reactor<Backend>) {
@@ -160,11 +95,10 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     }
 
     func handle(_ event: Event, reactor: Reactor<Backend>) {
-        if pendingConnect != nil, event.isWritable || event.isError || event.isWriteClosed {
+        if connecting, event.isWritable || event.isError || event.isWriteClosed {
             finishConnect(reactor: reactor)
         }
-        if pendingRead != nil { tryRead() }
-        if pendingWrite != nil { tryWrite() }
+        io.handle(event)
     }
 
     func deregistered(reactor: Reactor<Backend>) {
@@ -178,6 +112,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         switch outcome {
         case .success(nil):
             pendingConnect = nil
+            connecting = false
             if let timer { reactor.cancel(timer) }
             continuation.resume()
         case .success(let error?): failConnect(error, reactor: reactor)
@@ -191,55 +126,10 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
         try? socket.close()
         let gone = Errno(Errno.EBADF.code, call: "closed")
         if let (connect, address, _, _) = pendingConnect.take() {
+            connecting = false
             connect.resume(throwing: NetError(gone, address: address))
         }
-        if let (target, _, continuation) = pendingRead.take() {
-            continuation.resume(
-                returning: ReadDone(storage: target.storage, result: .failure(gone)))
-        }
-        pendingWrite.take()?.continuation.resume(throwing: gone)
-    }
-
-    private func tryRead() {
-        // Moved out whole (not destructured into copies), so that a caller's array stays
-        // uniquely referenced and is filled in place.
-        guard var request = pendingRead.take() else { return }
-        do {
-            switch try request.target.read(from: socket) {
-            case .wouldBlock:
-                drainHook?.drained(socket.fileDescriptor, .readable)
-                pendingRead = request  // the next readable event retries
-            case .processed(let n):
-                request.continuation.resume(
-                    returning: ReadDone(storage: request.target.storage, result: .success(n)))
-            }
-        } catch {
-            request.continuation.resume(
-                returning: ReadDone(storage: request.target.storage, result: .failure(error)))
-        }
-    }
-
-    private func tryWrite() {
-        guard let (bytes, start, call, continuation) = pendingWrite else { return }
-        var offset = start
-        do {
-            while offset < bytes.count {
-                let result = try bytes.withBytes { (raw) throws(Errno) in
-                    try socket.write(UnsafeRawBufferPointer(rebasing: raw[offset...]))
-                }
-                guard case .processed(let n) = result else {
-                    drainHook?.drained(socket.fileDescriptor, .writable)
-                    pendingWrite = (bytes, offset, call, continuation)
-                    return  // the next writable event retries
-                }
-                offset += n
-            }
-            pendingWrite = nil
-            continuation.resume()
-        } catch {
-            pendingWrite = nil
-            continuation.resume(throwing: error)
-        }
+        io.finish()
     }
 }
 
@@ -321,7 +211,7 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
                     drainHook?.drained(listener.fileDescriptor, .readable)
                     return
                 }
-                let core = AsyncStreamCore<Backend>(socket: stream)
+                let core = AsyncStreamCore<Backend>(socket: stream, handle: reactor.handle)
                 try core.start(on: reactor, interest: [.readable, .writable])
                 waiting.removeFirst().continuation.resume(returning: core)
             } catch Errno.ECONNABORTED {

@@ -25,6 +25,10 @@ extension Reactor {
         // (the reactor is generic) then touches no generic metadata per job.
         // Invariant: only read or written with `lock` held.
         nonisolated(unsafe) private var jobs: [LoopJob] = []
+        // Jobs queued on the loop's own thread (a task resumed by an event, a task that yields):
+        // no lock, as only that thread appends them and only it takes them.
+        // Invariant: only read or written on the loop's thread (`signals.loopThread`).
+        nonisolated(unsafe) private var localJobs: [LoopJob] = []
         /// The loop as a serial executor, for actors that live on it.
         public var serialExecutor: LoopSerialExecutor { serial }
         private let serial = LoopSerialExecutor()
@@ -60,6 +64,17 @@ extension Reactor {
 
         /// Queues `job` like `execute` queues a closure; EBADF once the reactor is gone.
         func queue(_ job: LoopJob) throws(Errno) {
+            if signals.loopThread.load(ordering: .relaxed) == OSThread.currentID {
+                // On the loop's thread: nothing to wake and no other thread to exclude. The
+                // handle is closed on this thread too (after the loop's last turn), so the
+                // check cannot race with it.
+                if closed.load(ordering: .acquiring) {
+                    throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
+                }
+                localJobs.append(job)
+                signals.raise(LoopSignals.tasks)
+                return
+            }
             let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
                 if closed.load(ordering: .acquiring) {
                     throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
@@ -103,6 +118,13 @@ extension Reactor {
             lock.withLock {
                 swap(&tasks, &batch)
                 swap(&jobs, &jobBatch)
+            }
+            if localJobs.isEmpty { return }
+            if jobBatch.isEmpty {
+                swap(&localJobs, &jobBatch)
+            } else {
+                jobBatch.append(contentsOf: localJobs)
+                localJobs.removeAll(keepingCapacity: true)
             }
         }
 

@@ -64,7 +64,8 @@ public final class OSThread: Sendable {
     public var isCurrent: Bool { pthread_equal(handle(thread), pthread_self()) != 0 }
 
     /// A number naming the calling thread, distinct among live threads (its `pthread_t`), for
-    /// checks such as "still on the same thread".
+    /// checks such as "still on the same thread". Inlinable: async I/O asks it per call.
+    @inlinable
     public static var currentID: UInt {
         #if canImport(Glibc)
         UInt(pthread_self())

@@ -15,25 +15,42 @@ struct AsyncStreamTests {
         try await backend.runAsync { type in try await Self.echo(type, clients: 20, size: 40_000) }
     }
 
-    @Test("1000 concurrent async echo connections on one reactor thread lose no byte")
-    func thousandConnections() async throws {
-        try ensureOpenFileLimit(4096)
-        try await Backend.epoll.runAsync { type in
-            try await Self.echo(type, clients: 1000, size: 2_000)
+    @Test(
+        "async echo with the server's tasks on the reactor's executor (no hop), no byte lost",
+        arguments: Backend.all)
+    func echoOnLoop(backend: Backend) async throws {
+        try await backend.runAsync { type in
+            try await Self.echo(type, clients: 20, size: 40_000, serverOnLoop: true)
         }
     }
 
-    static func echo<S: EventSelector>(_: S.Type, clients: Int, size: Int) async throws {
+    @Test(
+        "1000 concurrent async echo connections on one reactor thread lose no byte",
+        arguments: [false, true])
+    func thousandConnections(serverOnLoop: Bool) async throws {
+        try ensureOpenFileLimit(4096)
+        try await Backend.epoll.runAsync { type in
+            try await Self.echo(type, clients: 1000, size: 2_000, serverOnLoop: serverOnLoop)
+        }
+    }
+
+    /// `clients` clients each send a message and read it back; the server's accept loop and
+    /// connection tasks run on the reactor's executor when `serverOnLoop`, on the global
+    /// executor otherwise.
+    static func echo<S: EventSelector>(
+        _: S.Type, clients: Int, size: Int, serverOnLoop: Bool = false
+    ) async throws {
         let loop = try ReactorThread<S>()
         let listener = try await AsyncListener.bind(
             SocketAddress(parsing: "127.0.0.1:0"), on: loop.handle)
         let address = listener.localAddress
+        let serverExecutor: (any TaskExecutor)? = serverOnLoop ? loop.handle : nil
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
+            group.addTask(executorPreference: serverExecutor) {
                 try await withThrowingTaskGroup(of: Void.self) { connections in
                     var accepted = 0
                     for try await connection in listener.connections {
-                        connections.addTask {
+                        connections.addTask(executorPreference: serverExecutor) {
                             for try await chunk in connection.inbound {
                                 try await connection.write(chunk)
                             }
@@ -67,20 +84,23 @@ struct AsyncStreamTests {
 
     @Test(
         "cancelling read, write, accept and connect ends each with CancellationError",
-        arguments: Backend.all)
-    func cancellation(backend: Backend) async throws {
-        try await backend.runAsync { type in try await Self.cancellation(type) }
+        arguments: Backend.all, [false, true])
+    func cancellation(backend: Backend, onLoop: Bool) async throws {
+        try await backend.runAsync { type in try await Self.cancellation(type, onLoop: onLoop) }
     }
 
-    static func cancellation<S: EventSelector>(_: S.Type) async throws {
+    /// Each call is made by a task on the reactor's executor when `onLoop` (the calls run
+    /// inline there), on the global executor otherwise (they hop).
+    static func cancellation<S: EventSelector>(_: S.Type, onLoop: Bool) async throws {
         let loop = try ReactorThread<S>()
         let handle = loop.handle
+        let executor: (any TaskExecutor)? = onLoop ? handle : nil
         let listener = try await AsyncListener.bind(
             SocketAddress(parsing: "127.0.0.1:0"), on: handle)
 
         // accept: cancelled while waiting; the listener stays open and the next connection
         // is not lost.
-        let accepting = Task { try await listener.accept() }
+        let accepting = Task(executorPreference: executor) { try await listener.accept() }
         try await Task.sleep(for: .milliseconds(30))
         accepting.cancel()
         await #expect(throws: CancellationError.self) { _ = try await accepting.value }
@@ -88,7 +108,7 @@ struct AsyncStreamTests {
         let server = try await listener.accept()
 
         // read: cancelled while waiting; nothing was consumed, the next read gets the bytes.
-        let reading = Task { try await server.read() }
+        let reading = Task(executorPreference: executor) { try await server.read() }
         try await Task.sleep(for: .milliseconds(30))
         reading.cancel()
         await #expect(throws: CancellationError.self) { _ = try await reading.value }
@@ -98,7 +118,7 @@ struct AsyncStreamTests {
         // write: cancelled while the peer does not read and the kernel's buffers are full;
         // the connection stays open.
         let big = [UInt8](repeating: 7, count: 64 << 20)
-        let writing = Task { try await server.write(big) }
+        let writing = Task(executorPreference: executor) { try await server.write(big) }
         try await Task.sleep(for: .milliseconds(100))
         writing.cancel()
         await #expect(throws: CancellationError.self) { try await writing.value }
@@ -109,7 +129,9 @@ struct AsyncStreamTests {
         let full = try FullBacklogListener()
         let target = try full.address
         let before = try await handle.query { $0.handlerCount }
-        let connecting = Task { try await AsyncConnection.connect(to: target, on: handle) }
+        let connecting = Task(executorPreference: executor) {
+            try await AsyncConnection.connect(to: target, on: handle)
+        }
         try await Task.sleep(for: .milliseconds(100))
         connecting.cancel()
         await #expect(throws: CancellationError.self) { _ = try await connecting.value }
@@ -117,7 +139,7 @@ struct AsyncStreamTests {
         try full.close()
 
         // A call started in an already-cancelled task never waits.
-        let late = Task {
+        let late = Task(executorPreference: executor) {
             withUnsafeCurrentTask { $0?.cancel() }
             return try await server.read()
         }

@@ -1,0 +1,256 @@
+import Net
+import Reactor
+import Selector
+import Synchronization
+import SysCalls
+import TestSupport
+import Testing
+
+/// What tasks on a reactor's executor did, in the order they did it.
+final class EventLog: Sendable {
+    private let lock = Lock()
+    // Invariant: read and written only with `lock` held.
+    nonisolated(unsafe) private var entries: [String] = []
+
+    func note(_ entry: String) { lock.withLock { entries.append(entry) } }
+
+    var all: [String] { lock.withLock { entries } }
+}
+
+@Suite("async I/O on the reactor's executor", .opensDescriptors)
+struct AsyncOnLoopTests {
+    @Test("a read on the reactor's executor that finds data returns without suspending")
+    func readyReadDoesNotSuspend() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            try await left.write(Array("ready".utf8))
+            let log = EventLog()
+            // Both tasks are queued on the loop, A first. A read that hopped (or suspended)
+            // would let B run before A's read returns.
+            try await Task(executorPreference: handle) {
+                let first = Task(executorPreference: handle) {
+                    var buffer = [UInt8](repeating: 0, count: 16)
+                    let count = try await right.read(into: &buffer)
+                    log.note("A read \(String(decoding: buffer[..<count], as: UTF8.self))")
+                }
+                let second = Task(executorPreference: handle) { log.note("B ran") }
+                try await first.value
+                await second.value
+            }.value
+            #expect(log.all == ["A read ready", "B ran"])
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("an actor on the loop's serial executor reads and writes inline, without a hop")
+    func actorOnLoopDoesNotHop() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            try await left.write(Array("ping".utf8))
+            let session = LoopSession(loop: handle)
+            let (reply, otherJobsRan) = try await session.echoOnce(right)
+            #expect(reply == Array("ping".utf8))
+            #expect(otherJobsRan == 0, "the actor's read or write suspended")
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let count = try await left.read(into: &buffer)
+            #expect(Array(buffer[..<count]) == Array("ping".utf8))
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("after end of file, every read on the reactor's executor returns 0 at once")
+    func endOfFileIsSticky() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            _ = try a.write(Array("abc".utf8))
+            try a.close()
+            let reads = try await Task(executorPreference: handle) {
+                // A full read, a short one (which, before the peer's shutdown is reported,
+                // makes the next read wait for that event), then end of file, for good.
+                var buffer = [UInt8](repeating: 0, count: 2)
+                var counts: [Int] = []
+                for _ in 0..<5 { counts.append(try await right.read(into: &buffer)) }
+                return counts
+            }.value
+            #expect(reads == [2, 1, 0, 0, 0])
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("a second read while one waits throws EALREADY; closing ends the waiting one with EBADF")
+    func concurrentReadAndClose() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            let waiting = Task(executorPreference: handle) { try await right.read() }
+            await Task(executorPreference: handle) {
+                // Runs after `waiting` has started (the loop runs its jobs in order) and
+                // suspended in its read: nothing was sent.
+                await #expect(throws: Errno.EALREADY) { _ = try await right.read() }
+                await right.close()
+            }.value
+            await #expect(throws: Errno.EBADF) { _ = try await waiting.value }
+            await #expect(throws: Errno.EBADF) { _ = try await right.read() }
+            await left.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+}
+
+/// An actor living on a reactor's loop.
+actor LoopSession {
+    let loop: Reactor<EpollSelector>.Handle
+    /// Bumped by tasks on the loop: whether any ran while the actor was in a call.
+    var bumps = 0
+
+    init(loop: Reactor<EpollSelector>.Handle) { self.loop = loop }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        loop.serialExecutor.asUnownedSerialExecutor()
+    }
+
+    func bump() { bumps += 1 }
+
+    /// Reads what `connection` has (it must have bytes waiting) and writes it back; returns
+    /// the bytes and how many other loop jobs ran meanwhile (one is queued first, so any
+    /// suspension lets it run).
+    func echoOnce(_ connection: AsyncConnection<EpollSelector>) async throws -> ([UInt8], Int) {
+        let before = bumps
+        Task(executorPreference: loop) { await self.bump() }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try await connection.read(into: &buffer)
+        try await connection.write(buffer[..<count])
+        return (Array(buffer[..<count]), bumps - before)
+    }
+}
+
+@Suite("async I/O on MockSelector", .opensDescriptors)
+struct AsyncMockSelectorTests {
+    /// A reactor thread on a `MockSelector`, and an `AsyncConnection` on it over one end of a
+    /// socket pair (the other end returned raw); its token is what events must carry.
+    static func connection() async throws -> (
+        loop: ReactorThread<MockSelector>, mock: MockSelector,
+        connection: AsyncConnection<MockSelector>, peer: UnixStream, token: Token
+    ) {
+        let mock = MockSelector()
+        let loop = try ReactorThread(selector: mock)
+        let (a, b) = try UnixStream.pair()
+        let fd = a.fileDescriptor
+        let connection = try await AsyncConnection(wrapping: a, on: loop.handle)
+        guard let token = mock.registrations[fd]?.token else {
+            throw TestLoopFailure("the connection registered nothing")
+        }
+        return (loop, mock, connection, b, token)
+    }
+
+    @Test("a read on the loop waits for the readiness event, not for the bytes, and then reads")
+    func readWaitsForEvent() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let (loop, mock, connection, peer, token) = try await Self.connection()
+            let handle = loop.handle
+            let done = Atomic<Bool>(false)
+            let reading = Task(executorPreference: handle) {
+                let bytes = try await connection.read()
+                done.store(true, ordering: .releasing)
+                return bytes
+            }
+            // The reader found nothing and waits. The bytes arrive, but no event says so (the
+            // mock reports only what is injected): it keeps waiting through further turns.
+            await Task(executorPreference: handle) {}.value
+            _ = try peer.write(Array("hello".utf8))
+            for _ in 0..<5 { await Task(executorPreference: handle) { await Task.yield() }.value }
+            let finished = done.load(ordering: .acquiring)
+            #expect(!finished)
+            mock.inject(Event(token: token, readiness: .readable))
+            #expect(try await reading.value == Array("hello".utf8))
+            try peer.close()
+            await connection.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("writes on the loop complete inline; a cancelled read on the loop consumes nothing")
+    func writeAndCancelledRead() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let (loop, mock, connection, peer, token) = try await Self.connection()
+            let handle = loop.handle
+            // The kernel has room: the write needs no event.
+            try await Task(executorPreference: handle) {
+                try await connection.write(Array("out".utf8))
+            }.value
+            var received = [UInt8](repeating: 0, count: 8)
+            guard case .processed(let count) = try peer.read(into: &received) else {
+                throw TestLoopFailure("the write did not reach the peer")
+            }
+            #expect(Array(received[..<count]) == Array("out".utf8))
+            let reading = Task(executorPreference: handle) { try await connection.read() }
+            await Task(executorPreference: handle) {}.value
+            reading.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await reading.value }
+            _ = try peer.write(Array("kept".utf8))
+            mock.inject(Event(token: token, readiness: .readable))
+            let next = try await Task(executorPreference: handle) {
+                try await connection.read()
+            }.value
+            #expect(next == Array("kept".utf8))
+            try peer.close()
+            await connection.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("a read from another executor hops to the mock loop and waits for its event")
+    func hopOnMock() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let (loop, mock, connection, peer, token) = try await Self.connection()
+            async let bytes = connection.read()
+            _ = try peer.write(Array("hop".utf8))
+            // Whether the read has reached the loop yet or not, the event is injected
+            // repeatedly until it returns: each one may find the reader waiting.
+            let injector = Task {
+                while !Task.isCancelled {
+                    mock.inject(Event(token: token, readiness: .readable))
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            #expect(try await bytes == Array("hop".utf8))
+            injector.cancel()
+            _ = await injector.result
+            try peer.close()
+            await connection.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+}
+
+/// A scenario's setup failed.
+struct TestLoopFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
