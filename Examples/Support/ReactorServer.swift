@@ -148,12 +148,13 @@ private func startAsyncEcho<Backend: EventSelector>(
     }
 }
 
-/// Echoes `connection` until EOF or an error, then closes it.
+/// Echoes `connection` until EOF or an error, then closes it. `read()` waits holding no buffer
+/// and returns an array of the size read, so an idle connection costs no read buffer; the one
+/// allocation per message is that array.
 private func echo<Backend>(_ connection: AsyncConnection<Backend>) async {
-    var buffer = [UInt8](repeating: 0, count: 64 << 10)
-    while let count = try? await connection.read(into: &buffer), count > 0 {
+    while let chunk = try? await connection.read(), !chunk.isEmpty {
         do {
-            try await connection.write(buffer[..<count])
+            try await connection.write(chunk)
         } catch {
             break
         }

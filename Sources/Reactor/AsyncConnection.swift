@@ -122,12 +122,16 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
     }
 
-    /// Reads what is available, up to `maxBytes`, waiting for data if none is; `[]` at EOF.
+    /// Reads what is available, up to `maxBytes` (at least 1; at most 64 KiB per call), waiting
+    /// for data if none is; `[]` at EOF. The array is sized to what was read, and the wait
+    /// holds no buffer (the read goes through the reactor's shared buffer), so a connection
+    /// waiting here costs no read buffer: one allocation per call, the array returned.
     public nonisolated(nonsending) func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: max(1, maxBytes))
-        let count = try await read(into: &bytes)
-        bytes.removeSubrange(count...)
-        return bytes
+        let maxBytes = max(1, maxBytes)
+        if isOnLoop { return try await core.io.read(maxBytes: maxBytes) }
+        return try await withTaskExecutorPreference(handle) {
+            try await readOnLoop(maxBytes: maxBytes)
+        }
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full.
@@ -169,6 +173,11 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     @concurrent private func readOnLoop(into bytes: inout [UInt8]) async throws -> Int {
         guard isOnLoop else { throw Self.reactorGone }
         return try await core.io.read(into: &bytes)
+    }
+
+    @concurrent private func readOnLoop(maxBytes: Int) async throws -> [UInt8] {
+        guard isOnLoop else { throw Self.reactorGone }
+        return try await core.io.read(maxBytes: maxBytes)
     }
 
     @concurrent private func writeOnLoop(_ bytes: UnsafeRawBufferPointer) async throws {

@@ -47,6 +47,7 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
 
     func start(on reactor: Reactor<Backend>, interest: Interest) throws(Errno) {
         io.drainHook = reactor.context.drainHook
+        io.scratch = reactor.context.readScratch
         token = try reactor.register(socket.fileDescriptor, interest: interest, handler: self)
     }
 

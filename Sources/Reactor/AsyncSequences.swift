@@ -24,25 +24,25 @@ extension AsyncConnection {
 
         /// An iterator that reads on each `next()`; nil from the end of file on.
         public func makeAsyncIterator() -> Iterator {
-            Iterator(connection: connection, buffer: [UInt8](repeating: 0, count: maxChunk))
+            Iterator(connection: connection, maxChunk: maxChunk)
         }
 
-        /// Reads one chunk per `next()` into a buffer of its own, reused.
+        /// Reads one chunk per `next()` (`read(maxBytes:)`: no buffer held while it waits).
         public struct Iterator: AsyncIteratorProtocol {
             let connection: AsyncConnection
-            var buffer: [UInt8]
+            let maxChunk: Int
             var ended = false
 
             /// The next chunk (waiting for one), or nil at end of file. A cancelled wait throws
             /// `CancellationError` and consumes nothing.
             public mutating func next() async throws -> [UInt8]? {
                 if ended { return nil }
-                let count = try await connection.read(into: &buffer)
-                if count == 0 {
+                let chunk = try await connection.read(maxBytes: maxChunk)
+                if chunk.isEmpty {
                     ended = true
                     return nil
                 }
-                return Array(buffer[..<count])
+                return chunk
             }
         }
     }

@@ -49,6 +49,9 @@ final class AsyncStreamIO: @unchecked Sendable {
     /// Told when I/O would block (poll's edge emulation); nil for native edge backends. Set
     /// when the socket is registered.
     var drainHook: (any SelectorDrainHook)?
+    /// The loop's shared read buffer, for `read(maxBytes:)`; set when the socket is
+    /// registered.
+    var scratch: ReadScratch?
     /// The backend reports the next arrival after a short read (`shortReadMeansDrained`).
     private let shortReadDrains: Bool
     /// Queues a closure on the reactor's loop (false once the reactor is gone): where a
@@ -108,6 +111,26 @@ final class AsyncStreamIO: @unchecked Sendable {
                     (raw) throws(Errno) -> Int? in try receive(into: raw)
                 }
                 if let count = received { return count }
+            }
+            try await wait(.read)
+        }
+    }
+
+    /// Reads what is available, up to `maxBytes` (at least 1), into a new array of the size
+    /// read, waiting for data if none is; `[]` at end of file. It waits holding no buffer and
+    /// reads into the loop's shared one, so a connection waiting here costs no read buffer of
+    /// its own; the one allocation is the returned array.
+    nonisolated(nonsending) func read(maxBytes: Int) async throws -> [UInt8] {
+        try begin(.read)
+        defer { reading.busy = false }
+        // Set when the socket is registered, which every connection handed out has been.
+        guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
+        let room = UnsafeMutableRawBufferPointer(
+            start: scratch.base, count: min(maxBytes, scratch.byteCount))
+        while true {
+            // Filled and copied out before anything else runs on this thread.
+            if reading.ready, let count = try receive(into: room) {
+                return Array(UnsafeRawBufferPointer(rebasing: room[..<count]))
             }
             try await wait(.read)
         }

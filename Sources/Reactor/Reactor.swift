@@ -489,8 +489,11 @@ public final class Reactor<Backend: EventSelector> {
     }
     /// The shared read buffer's size.
     static var readSize: Int { 64 << 10 }
-    /// The shared read buffer (`readSize` bytes).
-    let readBase = UnsafeMutableRawPointer.allocate(byteCount: LoopContext.readSize, alignment: 16)
+    /// The shared read buffer's owner: also handed to async streams (`AsyncStreamIO`), whose
+    /// reads on this thread use the same memory, so it lives as long as the last of them.
+    let readScratch = ReadScratch(byteCount: LoopContext.readSize)
+    /// The shared read buffer (`readSize` bytes, `readScratch`'s memory).
+    let readBase: UnsafeMutableRawPointer
     /// The selector's drain hook (nil for backends with native edge semantics): told when a
     /// registered descriptor's I/O runs dry.
     let drainHook: (any SelectorDrainHook)?
@@ -505,6 +508,7 @@ public final class Reactor<Backend: EventSelector> {
         completesIO: Bool
     ) {
         events = Events(capacity: eventCapacity)
+        readBase = readScratch.base
         self.completesIO = completesIO
         self.drainHook = drainHook
         self.clock = clock
@@ -552,9 +556,24 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     deinit {
-        readBase.deallocate()
         ioVectors.deallocate()
     }
+}
+
+/// A read buffer that code on one loop's thread fills and consumes synchronously (never across
+/// a suspension or a callback), so that one buffer serves every connection of the loop.
+final class ReadScratch {
+    /// The memory (16-byte aligned).
+    let base: UnsafeMutableRawPointer
+    /// Its size in bytes.
+    let byteCount: Int
+
+    init(byteCount: Int) {
+        self.byteCount = byteCount
+        base = .allocate(byteCount: byteCount, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
 }
 
 /// The requests a loop answers at the end of each turn, raised from any thread, in one word

@@ -49,6 +49,41 @@ struct AsyncOnLoopTests {
         }
     }
 
+    @Test("read(maxBytes:) returns arrays sized to what was read, at most maxBytes, [] at EOF")
+    func readReturnsExactArrays() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            let sent = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            try await Task(executorPreference: handle) {
+                let writer = Task(executorPreference: handle) {
+                    try await left.write(sent)
+                    try await left.shutdownOutput()
+                }
+                var received: [UInt8] = []
+                // On the loop and off it: both go through the loop's shared buffer.
+                while true {
+                    let chunk = try await right.read(maxBytes: 3000)
+                    #expect(chunk.count <= 3000)
+                    #expect(chunk.capacity < chunk.count + 64, "sized to what was read")
+                    if chunk.isEmpty { break }
+                    received += chunk
+                }
+                try await writer.value
+                #expect(received == sent)
+            }.value
+            let offLoop = try await right.read()
+            #expect(offLoop.isEmpty, "the end of file stays readable")
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
     @Test("an actor on the loop's serial executor reads and writes inline, without a hop")
     func actorOnLoopDoesNotHop() async throws {
         try await Backend.epoll.runAsync { _ in
