@@ -33,12 +33,23 @@ private typealias KernelEvent = kevent
 /// - `.priority` is accepted but reports nothing: kqueue has no out-of-band filter that
 ///   libkqueue implements.
 /// - The waker is an EVFILT_USER knote; no descriptor of its own.
+/// - On libkqueue a short read does not prove a socket drained (`shortReadMeansDrained`), so
+///   readers read on until it would block: one more `recv` per read than on BSD.
 public final class KqueueSelector: EventSelector {
     /// `"kqueue"`.
     public static var backendName: String { "kqueue" }
 
-    /// True: EV_CLEAR reports each arrival of data, so a short read proves the socket drained.
-    public static var shortReadMeansDrained: Bool { true }
+    /// On Darwin and the BSDs, true: EV_CLEAR reports each arrival of data, so a short read
+    /// proves the socket drained. On Linux (libkqueue), false: an async read that stopped at a
+    /// short read and waited for the next event waited forever (the echo test of
+    /// `AsyncStreamTests` hung), so readers there read on until the socket would block.
+    public static var shortReadMeansDrained: Bool {
+        #if os(Linux)
+        false
+        #else
+        true
+        #endif
+    }
 
     /// The flags of every read or write registration: edge-triggered, with a receipt per change
     /// (so that one change's error does not hide the others').

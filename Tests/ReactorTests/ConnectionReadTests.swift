@@ -48,7 +48,13 @@ struct ConnectionReadTests {
     }
 
     private static func stopsAfterShortRead<S: EventSelector>(_: S.Type) throws {
+        // Every kernel backend but libkqueue (kqueue on Linux), where readers read on until
+        // would-block (see `KqueueSelector.shortReadMeansDrained`).
+        #if os(Linux)
+        #expect(S.shortReadMeansDrained == (S.backendName != "kqueue"))
+        #else
         #expect(S.shortReadMeansDrained)
+        #endif
         let reactor = try Reactor<S>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
         let probe = ShortReadProbe<S>(peer: clientEnd)
@@ -60,7 +66,7 @@ struct ConnectionReadTests {
             try reactor.runOnce(timeout: .milliseconds(50))
         }
         // The short read ended that event's reading: the bytes sent during it wait ...
-        #expect(probe.deliveries == [[1, 2, 3]])
+        if S.shortReadMeansDrained { #expect(probe.deliveries == [[1, 2, 3]]) }
         // ... for the next event, which the backend does report.
         while probe.deliveries.count < 2 && ContinuousClock.now - start < .seconds(5) {
             try reactor.runOnce(timeout: .milliseconds(50))

@@ -114,8 +114,18 @@ public func connectBlockingLoopback(port: UInt16, timeout: Duration) throws -> I
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    guard result == 0 else {
-        let code = errno
+    var code = result == 0 ? 0 : errno
+    if code == EINTR {
+        // Interrupted (a closed io_uring ring's task work signals the threads that used it):
+        // the connect goes on in the kernel; wait for it and take its outcome.
+        var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while poll(&entry, 1, 5_000) < 0 && errno == EINTR {}
+        var outcome: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &outcome, &length)
+        code = entry.revents & Int16(POLLOUT) != 0 ? outcome : ETIMEDOUT
+    }
+    guard code == 0 else {
         close(fd)
         throw TestFailure("connect to port \(port): errno \(code)")
     }
