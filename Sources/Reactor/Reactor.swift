@@ -66,7 +66,12 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     deinit {
+        // Calls queued after the loop's last turn would otherwise never run: their callers
+        // would wait forever, and what they hold would stay in the handle's queue (a queued
+        // close holds its connection, which holds the handle: a cycle nothing frees). Refuse
+        // new ones, run what is queued, then close what those registered.
         handle.markClosed()
+        runQueuedWorkAfterClose()
         shutdown()
     }
 

@@ -176,6 +176,33 @@ struct ReactorMockTests {
         #expect(seen.load(ordering: .relaxed) == 1000)
     }
 
+    @Test("a task queued after the last turn runs when the reactor is released, and is freed")
+    func taskQueuedAfterLastTurn() throws {
+        // The task holds an object that holds the handle (as an async connection's queued
+        // close does): left in the queue, handle -> task -> object -> handle would never be freed.
+        final class HoldsHandle: Sendable {
+            let handle: Reactor<MockSelector>.Handle
+            init(_ handle: Reactor<MockSelector>.Handle) { self.handle = handle }
+        }
+        let ran = Atomic<Int>(0)
+        weak var weakHolder: HoldsHandle?
+        do {
+            let reactor = try Reactor(selector: MockSelector())
+            let holder = HoldsHandle(reactor.handle)
+            weakHolder = holder
+            try reactor.handle.execute { reactor in
+                _ = holder
+                #expect(reactor.handlerCount == 0)
+                ran.add(1, ordering: .relaxed)
+            }
+            let handle = reactor.handle
+            handle.stop()
+            try reactor.run()
+        }
+        #expect(ran.load(ordering: .relaxed) == 1)
+        #expect(weakHolder == nil)
+    }
+
     @Test("stop from another thread ends run() and every handler is deregistered once")
     func gracefulShutdown() throws {
         let mock = MockSelector()
