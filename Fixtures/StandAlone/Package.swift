@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // A package outside swift-reactor that uses its products the way a user would: one target on
 // the Selector product alone, one on Reactor, tested with ReactorTesting. `.ci/run` builds and
 // tests it, proving each product stands alone.
