@@ -34,15 +34,21 @@ private typealias KernelEvent = kevent
 ///   libkqueue implements.
 /// - The waker is an EVFILT_USER knote; no descriptor of its own.
 /// - On libkqueue a short read does not prove a socket drained (`shortReadMeansDrained`), so
-///   readers read on until it would block: one more `recv` per read than on BSD.
+///   readers read on until it would block: one more `recv` per read than on BSD. libkqueue
+///   keeps one epoll registration per descriptor for both filters and, when the second joins,
+///   rebuilds the mask without EPOLLRDHUP: a peer's end of file that arrives with data is
+///   reported as readable without EV_EOF, and never reported after.
 public final class KqueueSelector: EventSelector {
     /// `"kqueue"`.
     public static var backendName: String { "kqueue" }
 
-    /// On Darwin and the BSDs, true: EV_CLEAR reports each arrival of data, so a short read
-    /// proves the socket drained. On Linux (libkqueue), false: an async read that stopped at a
-    /// short read and waited for the next event waited forever (the echo test of
-    /// `AsyncStreamTests` hung), so readers there read on until the socket would block.
+    /// On Darwin and the BSDs, true: EV_CLEAR reports each arrival of data, and EV_EOF with
+    /// the data when the end of file has arrived too, so a short read proves the socket
+    /// drained. On Linux (libkqueue), false: on a descriptor watched for both directions,
+    /// libkqueue drops EPOLLRDHUP from its epoll registration, so data and the peer's
+    /// shutdown arriving together are reported without EV_EOF and no later event reports the
+    /// end of file; a reader that stopped at the short read would wait forever (the echo test
+    /// of `AsyncStreamTests` hung). Readers there read on until the socket would block.
     public static var shortReadMeansDrained: Bool {
         #if os(Linux)
         false

@@ -102,6 +102,13 @@ struct ConformanceTests {
         try backend.run { try Scenarios.peerShutdownReportsReadClosed($0) }
     }
 
+    @Test(
+        "data and a shutdown in one report: readable and read-closed (both directions watched)",
+        arguments: Backend.all)
+    func dataAndShutdownReportReadClosed(_ backend: Backend) throws {
+        try backend.run { try Scenarios.dataAndShutdownReportReadClosed($0) }
+    }
+
     // 14
     @Test(
         "a reset peer reports error or read-closed and reading gives ECONNRESET",

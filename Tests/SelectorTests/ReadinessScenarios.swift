@@ -193,6 +193,42 @@ extension Scenarios {
         #expect(try readOnce(server) == .processed(0))
     }
 
+    /// 13, with both directions watched: the peer's data and its shutdown(SHUT_WR) arrive
+    /// before the select, and one report says readable and read-closed, so a reader that
+    /// stops at a short read knows the end of file is there (no later event would say so).
+    static func dataAndShutdownReportReadClosed<S: EventSelector>(_: S.Type) throws {
+        let fds = Descriptors()
+        defer { fds.closeAll() }
+        let selector = try S()
+        let (client, server) = try tcpPair(fds)
+        try selector.register(server, token: 13, interest: [.readable, .writable])
+        try send(client, "hello")
+        try Sys.shutdown(client, Int32(SHUT_WR))
+        // Both are queued at the server before it selects: poll(2) sees the shutdown.
+        var entry = pollfd(fd: server.rawValue, events: Sys.PollEvent.readHangUp, revents: 0)
+        let seen = withUnsafeMutablePointer(to: &entry) { pointer in
+            (try? Sys.poll(
+                UnsafeMutableBufferPointer(start: pointer, count: 1), timeoutMilliseconds: 2000))
+                ?? 0
+        }
+        #expect(seen == 1 && entry.revents & Sys.PollEvent.readHangUp != 0)
+        guard BackendException.endOfFileUnreportedWithBothFilters.applies(to: S.self) else {
+            try expectEvent(selector, token: 13, [.readable, .readClosed])
+            #expect(try readOnce(server) == .processed(5))
+            #expect(try readOnce(server) == .processed(0))
+            return
+        }
+        // libkqueue: readable without read-closed, the short read leaves the end of file
+        // behind, and nothing more is reported.
+        let (readiness, events) = try awaitReadiness(selector, token: 13) { $0.contains(.readable) }
+        let later = try gather(selector, for: .milliseconds(50)).filter { $0.token == 13 }
+        #expect(readiness.contains(.readable) && !readiness.contains(.readClosed), "\(events)")
+        #expect(!later.contains { $0.isReadClosed }, "\(later)")
+        #expect(try readOnce(server) == .processed(5))
+        try expectNoEvent(selector, token: 13)
+        #expect(try readOnce(server) == .processed(0))
+    }
+
     /// 14. The peer closes with SO_LINGER {1, 0} (a reset): error and/or read-closed; reading
     /// throws ECONNRESET.
     static func peerResetReportsErrorAndConnReset<S: EventSelector>(_: S.Type) throws {

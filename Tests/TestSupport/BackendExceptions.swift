@@ -12,6 +12,14 @@ public enum BackendException: Sendable {
     /// kqueue has no out-of-band filter that every kqueue implements (libkqueue none):
     /// `.priority` interest is accepted and never reported (scenario 15).
     case noPriorityEvents
+    /// libkqueue keeps one epoll registration per descriptor for both filters and, when the
+    /// second filter joins, rebuilds its mask from EPOLLIN and EPOLLOUT alone: EPOLLRDHUP is
+    /// lost. A peer's end of file that arrives with data is then reported as readable without
+    /// EV_EOF, and no later event reports it; after a short read the end of file is still
+    /// there to read (scenario 13, both directions watched). BSD kqueue sets EV_EOF. Hence
+    /// `KqueueSelector.shortReadMeansDrained` is false on Linux: readers read on until the
+    /// socket would block.
+    case endOfFileUnreportedWithBothFilters
     /// io_uring's poll request holds a reference to its file: a descriptor closed without
     /// deregistering once its poll was armed stays open in the kernel (the peer sees no close)
     /// and keeps reporting events under its token, until it is deregistered by its old number
@@ -25,14 +33,14 @@ public enum BackendException: Sendable {
         switch self {
         case .closedDescriptorStaysWatched:
             return false
-        case .socketErrorConsumedByEvent:
+        case .noPriorityEvents:
+            return true
+        case .socketErrorConsumedByEvent, .endOfFileUnreportedWithBothFilters:
             #if canImport(Darwin)
             return false
             #else
             return true
             #endif
-        case .noPriorityEvents:
-            return true
         }
     }
 }
