@@ -205,13 +205,7 @@ extension Scenarios {
         try send(client, "hello")
         try Sys.shutdown(client, Int32(SHUT_WR))
         // Both are queued at the server before it selects: poll(2) sees the shutdown.
-        var entry = pollfd(fd: server.rawValue, events: Sys.PollEvent.readHangUp, revents: 0)
-        let seen = withUnsafeMutablePointer(to: &entry) { pointer in
-            (try? Sys.poll(
-                UnsafeMutableBufferPointer(start: pointer, count: 1), timeoutMilliseconds: 2000))
-                ?? 0
-        }
-        #expect(seen == 1 && entry.revents & Sys.PollEvent.readHangUp != 0)
+        #expect(waitFor(Sys.PollEvent.readHangUp, on: server, milliseconds: 2000))
         guard BackendException.endOfFileUnreportedWithBothFilters.applies(to: S.self) else {
             try expectEvent(selector, token: 13, [.readable, .readClosed])
             #expect(try readOnce(server) == .processed(5))

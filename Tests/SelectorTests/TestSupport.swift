@@ -143,11 +143,16 @@ func readOnce(_ fd: FileDescriptor) throws -> IOResult<Int> {
 
 /// poll(2) on one descriptor for POLLIN, independent of any selector.
 func waitReadable(_ fd: FileDescriptor, milliseconds: Int32) -> Bool {
-    var entry = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+    waitFor(Int16(POLLIN), on: fd, milliseconds: milliseconds)
+}
+
+/// poll(2) on one descriptor until one of `events` is reported, independent of any selector.
+func waitFor(_ events: Int16, on fd: FileDescriptor, milliseconds: Int32) -> Bool {
+    var entry = pollfd(fd: fd.rawValue, events: events, revents: 0)
     let ready = withUnsafeMutablePointer(to: &entry) { pointer in
         (try? Sys.poll(
             UnsafeMutableBufferPointer(start: pointer, count: 1),
             timeoutMilliseconds: milliseconds)) ?? 0
     }
-    return ready > 0 && entry.revents & Int16(POLLIN) != 0
+    return ready > 0 && entry.revents & events != 0
 }
