@@ -385,7 +385,11 @@ final class AsyncStreamIO: @unchecked Sendable {
             writing.generation &+= 1
             generation = writing.generation
         }
-        let wake = await withTaskCancellationHandler {
+        // The form without an isolation parameter: it runs `operation` where it is called
+        // and hops nowhere, where the isolated form switches executors on entry and on return
+        // (each switch a lookup of the task's executor preference under the task's status
+        // lock). `install` checks that it runs on the reactor's thread.
+        let wake = await _unsafeInheritExecutor_withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
                 install(continuation, direction)
             }
