@@ -375,7 +375,9 @@ final class AsyncStreamIO: @unchecked Sendable {
     /// task is cancelled (`CancellationError`).
     @inline(__always)
     nonisolated(nonsending) private func wait(_ direction: Direction) async throws {
-        if Task.isCancelled { throw CancellationError() }
+        // No `Task.isCancelled` test first (a task look-up, a retain and a release per wait): a
+        // task cancelled already has its handler called at once, which queues the end of this
+        // wait on the loop, to run after the continuation is installed.
         let generation: UInt32
         switch direction {
         case .read:
