@@ -107,7 +107,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
         if isOnLoop { return try await core.io.read(into: buffer) }
-        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
+        return try await readHopping(into: buffer)
     }
 
     /// Reads what is available into the start of `bytes` (at most `bytes.count`), waiting for
@@ -119,7 +119,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
         if isOnLoop { return try await core.io.read(into: &bytes) }
-        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
+        return try await readHopping(into: &bytes)
     }
 
     /// Reads what is available, up to `maxBytes` (at least 1; at most 64 KiB per call), waiting
@@ -129,28 +129,27 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     public nonisolated(nonsending) func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
         let maxBytes = max(1, maxBytes)
         if isOnLoop { return try await core.io.read(maxBytes: maxBytes) }
-        return try await withTaskExecutorPreference(handle) {
-            try await readOnLoop(maxBytes: maxBytes)
-        }
+        return try await readHopping(maxBytes: maxBytes)
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full.
     public nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
-        try await write(bytes[...])
+        if isOnLoop { return try await core.io.write(bytes[...]) }
+        try await writeHopping(bytes[...])
     }
 
     /// Writes all of `bytes` (a slice of an array: no copy), waiting while the kernel's buffer
     /// is full.
     public nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
         if isOnLoop { return try await core.io.write(bytes) }
-        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
+        try await writeHopping(bytes)
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
     /// valid and untouched until the call returns.
     public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
         if isOnLoop { return try await core.io.write(bytes) }
-        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
+        try await writeHopping(bytes)
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
@@ -161,7 +160,39 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
 
     // The calls above, made from another executor: each runs on the reactor's executor (the
     // task hops there and back). Off the reactor's thread here, its reactor is gone (a job
-    // then runs where it is enqueued): EBADF, without touching the core.
+    // then runs where it is enqueued): EBADF, without touching the core. The hop is a function
+    // of its own, so the calls above keep a small async frame on the reactor's thread.
+
+    @inline(never)
+    private nonisolated(nonsending) func readHopping(into buffer: UnsafeMutableRawBufferPointer)
+        async throws -> Int
+    {
+        try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
+    }
+
+    @inline(never)
+    private nonisolated(nonsending) func readHopping(into bytes: inout [UInt8]) async throws
+        -> Int
+    {
+        try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
+    }
+
+    @inline(never)
+    private nonisolated(nonsending) func readHopping(maxBytes: Int) async throws -> [UInt8] {
+        try await withTaskExecutorPreference(handle) { try await readOnLoop(maxBytes: maxBytes) }
+    }
+
+    @inline(never)
+    private nonisolated(nonsending) func writeHopping(_ bytes: UnsafeRawBufferPointer)
+        async throws
+    {
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
+    }
+
+    @inline(never)
+    private nonisolated(nonsending) func writeHopping(_ bytes: ArraySlice<UInt8>) async throws {
+        try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
+    }
 
     @concurrent private func readOnLoop(into buffer: UnsafeMutableRawBufferPointer)
         async throws -> Int

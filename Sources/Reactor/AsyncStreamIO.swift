@@ -85,34 +85,39 @@ final class AsyncStreamIO: @unchecked Sendable {
     var isOnLoop: Bool { signals.loopThread.load(ordering: .relaxed) == OSThread.currentID }
 
     // MARK: Calls, on the reactor's thread
+    //
+    // Each call first tries its I/O without waiting (`…Now`, synchronous), and only if that
+    // would block enters its waiting loop. The calls are inlined into `AsyncConnection`'s, and
+    // the synchronous work stays out of line, so a task waiting here holds one small async
+    // frame for the whole call (besides the runtime's): an idle connection's task then fits
+    // the first 1 KiB slab of its task allocator instead of taking a second.
 
     /// Reads what is available into `buffer` (not empty), waiting for data if none is; the
     /// count, 0 at end of file. EBADF once closed or off the reactor's thread (its reactor is
     /// gone), EALREADY while another read is in progress, `CancellationError` if the task is
     /// cancelled while it waits (nothing is consumed then).
+    @inline(__always)
     nonisolated(nonsending) func read(into buffer: UnsafeMutableRawBufferPointer) async throws
         -> Int
     {
-        try begin(.read)
+        if let count = try readNow(into: buffer) { return count }
+        begin(.read)
         defer { reading.busy = false }
         while true {
-            if reading.ready, let count = try receive(into: buffer) { return count }
             try await wait(.read)
+            if let count = try readReady(into: buffer) { return count }
         }
     }
 
     /// `read(into:)` into the start of `bytes` (not empty), filled in place.
+    @inline(__always)
     nonisolated(nonsending) func read(into bytes: inout [UInt8]) async throws -> Int {
-        try begin(.read)
+        if let count = try readNow(into: &bytes) { return count }
+        begin(.read)
         defer { reading.busy = false }
         while true {
-            if reading.ready {
-                let received = try bytes.withMutableBytes {
-                    (raw) throws(Errno) -> Int? in try receive(into: raw)
-                }
-                if let count = received { return count }
-            }
             try await wait(.read)
+            if let count = try readReady(into: &bytes) { return count }
         }
     }
 
@@ -120,49 +125,133 @@ final class AsyncStreamIO: @unchecked Sendable {
     /// read, waiting for data if none is; `[]` at end of file. It waits holding no buffer and
     /// reads into the loop's shared one, so a connection waiting here costs no read buffer of
     /// its own; the one allocation is the returned array.
+    @inline(__always)
     nonisolated(nonsending) func read(maxBytes: Int) async throws -> [UInt8] {
-        try begin(.read)
+        if let bytes = try readNow(maxBytes: maxBytes) { return bytes }
+        begin(.read)
         defer { reading.busy = false }
-        // Set when the socket is registered, which every connection handed out has been.
-        guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
-        let room = UnsafeMutableRawBufferPointer(
-            start: scratch.base, count: min(maxBytes, scratch.byteCount))
         while true {
-            // Filled and copied out before anything else runs on this thread.
-            if reading.ready, let count = try receive(into: room) {
-                return Array(UnsafeRawBufferPointer(rebasing: room[..<count]))
-            }
             try await wait(.read)
+            if let bytes = try readReady(maxBytes: maxBytes) { return bytes }
         }
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. EBADF once closed,
     /// EALREADY while another write is in progress, `CancellationError` if the task is
     /// cancelled while it waits (an unknown prefix may have been sent then).
+    @inline(__always)
     nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        try begin(.write)
-        defer { writing.busy = false }
         var offset = 0
+        if try writeNow(bytes, from: &offset) { return }
+        begin(.write)
+        defer { writing.busy = false }
         while true {
-            if writing.ready, try send(bytes, from: &offset) { return }
             try await wait(.write)
+            if try writeReady(bytes, from: &offset) { return }
         }
     }
 
     /// `write` of an array's bytes.
+    @inline(__always)
     nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
-        try begin(.write)
-        defer { writing.busy = false }
         var offset = 0
+        if try writeNow(bytes, from: &offset) { return }
+        begin(.write)
+        defer { writing.busy = false }
         while true {
-            if writing.ready {
-                let sent = bytes.withUnsafeBytes { raw in
-                    Result { () throws(Errno) -> Bool in try send(raw, from: &offset) }
-                }
-                if try sent.get() { return }
-            }
             try await wait(.write)
+            if try writeReady(bytes, from: &offset) { return }
         }
+    }
+
+    // The synchronous steps of the calls above, out of line: what they hold stays on the
+    // thread's stack instead of in the waiting task's async frame.
+
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `readReady`.
+    @inline(never)
+    private func readNow(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+        try checkIdle(.read)
+        return try readReady(into: buffer)
+    }
+
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `readReady`.
+    @inline(never)
+    private func readNow(into bytes: inout [UInt8]) throws(Errno) -> Int? {
+        try checkIdle(.read)
+        return try readReady(into: &bytes)
+    }
+
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `readReady`.
+    @inline(never)
+    private func readNow(maxBytes: Int) throws(Errno) -> [UInt8]? {
+        try checkIdle(.read)
+        return try readReady(maxBytes: maxBytes)
+    }
+
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `writeReady`.
+    @inline(never)
+    private func writeNow(_ bytes: UnsafeRawBufferPointer, from offset: inout Int) throws(Errno)
+        -> Bool
+    {
+        try checkIdle(.write)
+        return try writeReady(bytes, from: &offset)
+    }
+
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `writeReady`.
+    @inline(never)
+    private func writeNow(_ bytes: ArraySlice<UInt8>, from offset: inout Int) throws(Errno)
+        -> Bool
+    {
+        try checkIdle(.write)
+        return try writeReady(bytes, from: &offset)
+    }
+
+    /// Reads into `buffer` if the socket may be readable: the count, or nil if the caller has
+    /// to wait.
+    @inline(never)
+    private func readReady(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+        reading.ready ? try receive(into: buffer) : nil
+    }
+
+    /// `readReady` into the start of `bytes`.
+    @inline(never)
+    private func readReady(into bytes: inout [UInt8]) throws(Errno) -> Int? {
+        guard reading.ready else { return nil }
+        return try bytes.withMutableBytes { (raw) throws(Errno) -> Int? in try receive(into: raw) }
+    }
+
+    /// `readReady` through the loop's shared buffer into a new array of the size read.
+    @inline(never)
+    private func readReady(maxBytes: Int) throws(Errno) -> [UInt8]? {
+        guard reading.ready else { return nil }
+        // Set when the socket is registered, which every connection handed out has been.
+        guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
+        let room = UnsafeMutableRawBufferPointer(
+            start: scratch.base, count: min(maxBytes, scratch.byteCount))
+        // Filled and copied out before anything else runs on this thread.
+        guard let count = try receive(into: room) else { return nil }
+        return Array(UnsafeRawBufferPointer(rebasing: room[..<count]))
+    }
+
+    /// Sends `bytes[offset...]` if the socket may be writable: true once all is sent, false
+    /// if the caller has to wait.
+    @inline(never)
+    private func writeReady(_ bytes: UnsafeRawBufferPointer, from offset: inout Int)
+        throws(Errno) -> Bool
+    {
+        writing.ready ? try send(bytes, from: &offset) : false
+    }
+
+    /// `writeReady` of an array's bytes.
+    @inline(never)
+    private func writeReady(_ bytes: ArraySlice<UInt8>, from offset: inout Int) throws(Errno)
+        -> Bool
+    {
+        guard writing.ready else { return false }
+        let sent = bytes.withUnsafeBytes { raw in
+            Result { () throws(Errno) -> Bool in try send(raw, from: &offset) }
+        }
+        return try sent.get()
     }
 
     /// Shuts down the sending side (the peer reads EOF); EBADF once closed.
@@ -210,18 +299,26 @@ final class AsyncStreamIO: @unchecked Sendable {
 
     // MARK: Internals
 
-    /// Starts a call in `direction`: checks the thread, that the connection is open and that
-    /// no other call in that direction is in progress.
+    /// Starts a call in `direction` that is about to wait: no other call in that direction
+    /// may be in progress (`checkIdle` has run just before, with nothing in between).
     @inline(__always)
-    private func begin(_ direction: Direction) throws(Errno) {
+    private func begin(_ direction: Direction) {
+        switch direction {
+        case .read: reading.busy = true
+        case .write: writing.busy = true
+        }
+    }
+
+    /// Checks the thread, that the connection is open and that no other call in `direction`
+    /// is in progress.
+    @inline(__always)
+    private func checkIdle(_ direction: Direction) throws(Errno) {
         try checkUsable()
         switch direction {
         case .read:
             if reading.busy { throw Errno(Errno.EALREADY.code, call: "read (one at a time)") }
-            reading.busy = true
         case .write:
             if writing.busy { throw Errno(Errno.EALREADY.code, call: "write (one at a time)") }
-            writing.busy = true
         }
     }
 
@@ -276,8 +373,11 @@ final class AsyncStreamIO: @unchecked Sendable {
 
     /// Suspends until `direction` may be ready again, the connection closes (EBADF) or the
     /// task is cancelled (`CancellationError`).
+    @inline(__always)
     nonisolated(nonsending) private func wait(_ direction: Direction) async throws {
-        if Task.isCancelled { throw CancellationError() }
+        // No `Task.isCancelled` test first (a task look-up, a retain and a release per wait): a
+        // task cancelled already has its handler called at once, which queues the end of this
+        // wait on the loop, to run after the continuation is installed.
         let generation: UInt32
         switch direction {
         case .read:
@@ -287,7 +387,11 @@ final class AsyncStreamIO: @unchecked Sendable {
             writing.generation &+= 1
             generation = writing.generation
         }
-        let wake = await withTaskCancellationHandler {
+        // The form without an isolation parameter: it runs `operation` where it is called
+        // and hops nowhere, where the isolated form switches executors on entry and on return
+        // (each switch a lookup of the task's executor preference under the task's status
+        // lock). `install` checks that it runs on the reactor's thread.
+        let wake = await _unsafeInheritExecutor_withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
                 install(continuation, direction)
             }
@@ -296,6 +400,13 @@ final class AsyncStreamIO: @unchecked Sendable {
             // has resumed (or will resume) the waiter with `.closed`.
             _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
         }
+        try woken(wake)
+    }
+
+    /// How a wait ended, as its caller sees it: nothing (try again), `CancellationError` or
+    /// EBADF. Out of line, like the errors it makes.
+    @inline(never)
+    private func woken(_ wake: Wake) throws {
         switch wake {
         case .ready: try checkUsable()
         case .cancelled: throw CancellationError()

@@ -259,6 +259,33 @@ struct AsyncMockSelectorTests {
         }
     }
 
+    @Test(
+        "in a task cancelled before it reads, data already there is read; a read that must wait throws CancellationError"
+    )
+    func readInCancelledTask() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let (loop, _, connection, peer, _) = try await Self.connection()
+            let handle = loop.handle
+            _ = try peer.write(Array("there".utf8))
+            let (first, secondCancelled) = try await Task(executorPreference: handle) {
+                withUnsafeCurrentTask { $0?.cancel() }
+                let first = try await connection.read()
+                do {
+                    _ = try await connection.read()
+                    return (first, false)
+                } catch is CancellationError {
+                    return (first, true)
+                }
+            }.value
+            #expect(first == Array("there".utf8))
+            #expect(secondCancelled)
+            try peer.close()
+            await connection.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
     @Test("a read from another executor hops to the mock loop and waits for its event")
     func hopOnMock() async throws {
         try await Backend.epoll.runAsync { _ in
