@@ -10,6 +10,8 @@ public final class ConnectionSettings: Sendable {
     let idleNanoseconds: UInt64
     let writeNanoseconds: UInt64
     let maxBufferedInput: Int
+    /// An idle or a write timeout is set.
+    let hasTimeouts: Bool
 
     /// Freezes `options` for sharing.
     public init(_ options: ConnectionOptions = ConnectionOptions()) {
@@ -17,6 +19,7 @@ public final class ConnectionSettings: Sendable {
         idleNanoseconds = options.idleTimeout.map(Sys.nanoseconds) ?? 0
         writeNanoseconds = options.writeTimeout.map(Sys.nanoseconds) ?? 0
         maxBufferedInput = options.maxBufferedInput
+        hasTimeouts = idleNanoseconds > 0 || writeNanoseconds > 0
     }
 }
 
@@ -38,7 +41,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// The protocol logic.
     public let delegate: any ConnectionDelegate<Backend>
     /// The registration token, once started.
-    public private(set) var token = Token(rawValue: .max)
+    public var token: Token { registration }
+    /// `token`'s storage: private, so that the optimizer sees every access and drops the
+    /// dynamic exclusivity check a read of a public stored property costs (a connection on
+    /// completions reads it per message).
+    private var registration = Token(rawValue: .max)
     /// Free for the delegate's use (e.g. a client id).
     public var userInfo: Int = 0
 
@@ -177,7 +184,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             throw Errno(Errno.EEXIST.code, call: "Connection.start (already started)")
         }
         if completes {
-            token = reactor.registerForCompletions(fd, handler: self, kind: .connection)
+            registration = reactor.registerForCompletions(fd, handler: self, kind: .connection)
             do {
                 try reactor.selector.receive(fd, token: token)
             } catch {
@@ -187,7 +194,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             receiving = true
             outputPending = true
         } else {
-            token = try reactor.register(self, interest: .readable)
+            registration = try reactor.register(self, interest: .readable)
         }
         state = .open
         lastActivity = context.currentTime
@@ -656,7 +663,7 @@ extension Connection {
     /// sends them when it completes).
     @inline(never)
     fileprivate func submitWrite(_ bytes: UnsafeRawBufferPointer) {
-        let extras = extra
+        let extras = self.extras ?? adoptSpareExtras()
         if extras.output.isEmpty {
             if !extras.output.keepsLastChunk {
                 extras.output.keepsLastChunk = true
@@ -679,6 +686,17 @@ extension Connection {
             readingPaused = true
             updateReceiving()
         }
+    }
+
+    /// The send state for a connection that has none: a spare one of the loop's (given back by
+    /// a connection whose output drained), or a new one.
+    @inline(never)
+    private func adoptSpareExtras() -> ConnectionExtras {
+        guard let spare = context.takeSpareExtras() else { return extra }
+        // Set up for sends by its last connection; only the token is this connection's.
+        spare.output.sendToken = token
+        extras = spare
+        return spare
     }
 
     /// Hands the front of the queue to the backend.
@@ -717,6 +735,16 @@ extension Connection {
             readingPaused = false
             updateReceiving()
             delegate.connectionDidDrain(self)
+        }
+        // Drained and holding nothing else: the send state goes back to the loop, so an idle
+        // connection keeps none. Reading on (`readStops` 0) means no close reason and no held
+        // input; without timeouts no timer is set: so the checks need no load of `extras`'
+        // own fields (each would cost an exclusivity check).
+        if readStops == 0, !settings.hasTimeouts, extras.output.isEmpty,
+            !extras.output.sending, !extras.output.shutdownWhenDrained
+        {
+            self.extras = nil
+            context.giveBack(extras)
         }
     }
 
@@ -778,6 +806,13 @@ final class ConnectionExtras {
     var held: [UInt8] = []
     /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
     var heldEnd: Int32?
+
+    /// Holds nothing a connection needs later (no output, send, timer, close reason or held
+    /// input), so it may serve another connection.
+    var isSpare: Bool {
+        output.isEmpty && !output.sending && !output.shutdownWhenDrained && idleTimer == nil
+            && writeTimer == nil && closeReason == nil && held.isEmpty && heldEnd == nil
+    }
 
     deinit {
         outputStorage.pointee.removeAll()

@@ -55,7 +55,17 @@ extension Sys {
         return pointer
     }
 
-    /// munmap(2) of a mapping from `mapShared`.
+    /// mmap(2) of `length` bytes of private anonymous memory, read-write, every page faulted
+    /// in now (MAP_POPULATE): memory that is a fixed cost from the start rather than resident
+    /// piecemeal as it is first touched. Zero-filled.
+    public static func mapPopulated(length: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        let pointer = mmap(
+            nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw Errno(errno, call: "mmap") }
+        return pointer
+    }
+
+    /// munmap(2) of a mapping from `mapShared` or `mapPopulated`.
     public static func unmap(_ pointer: UnsafeMutableRawPointer, length: Int) {
         _ = munmap(pointer, length)
     }
@@ -393,10 +403,11 @@ public final class URingBufferRing {
     private var tail: UInt16 = 0
     private var registeredWith: FileDescriptor?
 
-    /// Allocates `count` buffers of `size` bytes and their ring, fills the ring with all of
-    /// them and registers it with `uring` as `group`. Throws what the kernel answers (EINVAL
-    /// where it lacks provided buffer rings, before Linux 5.19), and EINVAL for a `count` that
-    /// is not a power of two in 1...32768.
+    /// Maps `count` buffers of `size` bytes, every page resident at once (so the pool is a fixed
+    /// cost, not memory that grows as receives first touch its pages), allocates their ring,
+    /// fills the ring with all of them and registers it with `uring` as `group`. Throws what the
+    /// kernel answers (EINVAL where it lacks provided buffer rings, before Linux 5.19; ENOMEM),
+    /// and EINVAL for a `count` that is not a power of two in 1...32768.
     public init(uring: URing, group: UInt16, count: Int, size: Int) throws(Errno) {
         guard count > 0, count <= 32768, count & (count - 1) == 0, size > 0 else {
             throw Errno(Errno.EINVAL.code, call: "URingBufferRing (count or size)")
@@ -411,7 +422,12 @@ public final class URingBufferRing {
         ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: ringBytes)
         ring = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
         tailWord = csys_io_uring_buf_ring_tail(ring)
-        base = .allocate(byteCount: count * size, alignment: 4096)
+        do throws(Errno) {
+            base = try Sys.mapPopulated(length: count * size)
+        } catch {
+            ringMemory.deallocate()
+            throw error
+        }
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
         registration.ring_entries = UInt32(count)
@@ -424,7 +440,7 @@ public final class URingBufferRing {
             }
         } catch {
             ringMemory.deallocate()
-            base.deallocate()
+            Sys.unmap(base, length: count * size)
             throw error
         }
         registeredWith = uring.descriptor
@@ -435,7 +451,7 @@ public final class URingBufferRing {
     deinit {
         // Unregistered by `unregister` (the owner, before it closes the ring) or by the ring's
         // teardown; the memory is ours either way.
-        base.deallocate()
+        Sys.unmap(base, length: count * size)
         UnsafeMutableRawPointer(ring).deallocate()
     }
 
