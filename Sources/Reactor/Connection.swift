@@ -207,6 +207,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// Bytes queued for the kernel.
     public var pendingOutputBytes: Int { extras?.output.bytes ?? 0 }
 
+    /// Whether this connection holds its side state (`ConnectionExtras`) now: tests check that
+    /// a connection on completions gives it back to the loop once its output drained.
+    var holdsSideState: Bool { extras != nil }
+
     /// True while reading is paused by the high watermark.
     public var isReadingPaused: Bool { readingPaused }
 

@@ -523,6 +523,9 @@ public final class Reactor<Backend: EventSelector> {
     /// At most this many spares are kept (about 230 bytes each).
     static var spareExtrasLimit: Int { 4096 }
 
+    /// How many spares the loop keeps now.
+    var spareExtrasCount: Int { spares.pointee.count }
+
     /// A spare `ConnectionExtras` (no output, timers or held input), or nil.
     @inline(__always)
     func takeSpareExtras() -> ConnectionExtras? {

@@ -1,9 +1,10 @@
 import Net
-import Reactor
 import Selector
 import SysCalls
 import TestSupport
 import Testing
+
+@testable import Reactor
 
 /// A delegate that consumes everything and records how its connection closed.
 final class WriteProbe<Backend: EventSelector>: ConnectionDelegate {
@@ -61,6 +62,47 @@ struct ConnectionWriteTests {
     @Test("a write the kernel takes whole queues nothing", arguments: Backend.all)
     func writeTakenWhole(_ backend: Backend) throws {
         try backend.run { try Self.writesAllOfIt($0) }
+    }
+
+    private static func sendStateIsShared<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverA, clientA) = try UnixStream.pair()
+        let (serverB, clientB) = try UnixStream.pair()
+        let a = Connection(socket: serverA, reactor: reactor, delegate: WriteProbe<S>())
+        let b = Connection(socket: serverB, reactor: reactor, delegate: WriteProbe<S>())
+        try a.start()
+        try b.start()
+        func flush(_ connection: Connection<S>) throws {
+            for _ in 0..<100 where connection.pendingOutputBytes > 0 {
+                try reactor.runOnce(timeout: .milliseconds(100))
+            }
+        }
+        a.write("to a")
+        #expect(a.holdsSideState, "a send in flight needs the queue")
+        try flush(a)
+        #expect(!a.holdsSideState, "a drained connection kept its send state")
+        #expect(reactor.context.spareExtrasCount == 1)
+        // The next writer takes the spare, and gives it back in turn.
+        b.write("to b")
+        #expect(reactor.context.spareExtrasCount == 0)
+        try flush(b)
+        #expect(!b.holdsSideState && reactor.context.spareExtrasCount == 1)
+        a.write("a again")
+        try flush(a)
+        var received: [UInt8] = []
+        #expect(try drain(clientA, into: &received))
+        #expect(received == Array("to aa again".utf8))
+        received = []
+        #expect(try drain(clientB, into: &received))
+        #expect(received == Array("to b".utf8))
+        try clientA.close()
+        try clientB.close()
+        reactor.shutdown()
+    }
+
+    @Test("on completions, a drained connection gives its send state back for the next writer")
+    func sendStateSharedOnCompletions() throws {
+        try Backend.uring.run { try Self.sendStateIsShared($0) }
     }
 
     private static func queuesAndDrains<S: EventSelector>(_: S.Type) throws {
