@@ -97,18 +97,15 @@ private func startGroup<Backend: EventSelector>(
     }
 }
 
-/// " (provided buffers N × S B = M MiB per thread)" (no colon: the port is read after the
-/// line's last one) for a backend that receives into buffers of
-/// its own (io_uring), "" for the others: the pool is a fixed cost, reported apart from the
-/// memory each connection takes.
+/// " (provided buffers N × S B = M MiB per thread)" for a backend that receives into buffers
+/// of its own (io_uring), "" for the others: the pool is a fixed cost, reported apart from the
+/// memory each connection takes. (No colon in it: the port is read after the line's last one.)
 private func bufferPoolNote(_ selector: some EventSelector) -> String {
     let pool = selector.receiveBufferPool
     guard pool.start != nil, pool.count > 0 else { return "" }
-    let mebibytes = Double(pool.count * pool.bufferSize) / Double(1 << 20)
-    let tenths = Int((mebibytes * 10).rounded())
-    return
-        " (provided buffers \(pool.count) × \(pool.bufferSize) B = \(tenths / 10).\(tenths % 10) MiB"
-        + " per thread)"
+    let tenths = Int((Double(pool.count * pool.bufferSize) / Double(1 << 20) * 10).rounded())
+    let size = "\(tenths / 10).\(tenths % 10) MiB"
+    return " (provided buffers \(pool.count) × \(pool.bufferSize) B = \(size) per thread)"
 }
 
 /// Serves an echo written with async/await on one reactor thread of `arguments.backend` until

@@ -694,7 +694,7 @@ extension Connection {
 
     /// The send state for a connection that has none: a spare one of the loop's (given back by
     /// a connection whose output drained), or a new one.
-    @inline(never)
+    @inline(__always)
     private func adoptSpareExtras() -> ConnectionExtras {
         guard let spare = context.takeSpareExtras() else { return extra }
         // Set up for sends by its last connection; only the token is this connection's.

@@ -81,7 +81,8 @@ public final class URingSelector: EventSelector {
 
     /// Opens a ring whose completion I/O receives into `receiveBufferCount` provided buffers
     /// (a power of two up to 32768) of `receiveBufferSize` bytes each, registered and faulted
-    /// in by the first `receive` or `accept`. Throws EINVAL for other counts or a size below 1, otherwise as `init()`.
+    /// in by the first `receive` or `accept`. Throws EINVAL for other counts or a size below 1,
+    /// otherwise as `init()`.
     public init(receiveBufferCount: Int, receiveBufferSize: Int) throws(Errno) {
         guard receiveBufferCount > 0, receiveBufferCount <= 32768,
             receiveBufferCount & (receiveBufferCount - 1) == 0, receiveBufferSize > 0,
