@@ -80,10 +80,9 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private let completes: Bool
     /// Completions: the receive is started (not stopped).
     private var receiving = false
-    /// `!input.isEmpty`, kept in a byte of this object for the read path.
+    /// Unconsumed input waits in `extras.input` (kept in a byte of this object, so that the
+    /// read path loads nothing else).
     private var hasBufferedInput = false
-    // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
-    private unowned let reactor: Reactor<Backend>
     /// The reactor's selector, for a connection on completions (no unowned-to-strong
     /// conversion of `reactor` per message).
     private let selector: Backend
@@ -91,15 +90,21 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // loop's table holds a registered connection, and every registration ends at shutdown,
     // which breaks that cycle (an unowned reference measured no faster).
     @usableFromInline let context: LoopContext
-    private let settings: ConnectionSettings
-    // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
-    // another (`deliver` swaps `input` out before handing bytes to the delegate).
-    private var input: [UInt8] = [] {
-        didSet { hasBufferedInput = !input.isEmpty }
+    /// The reactor, for what is not per message (registering, timers, interest changes): the
+    /// loop's reference to it, not a field here, which would take each connection past a
+    /// malloc size class (120 -> 136 bytes). Unowned (checked) there: the reactor outlives its
+    /// registrations, and shutting down ends them.
+    private var reactor: Reactor<Backend> {
+        guard let reactor = context.reactor as? Reactor<Backend> else {
+            preconditionFailure("a connection outlived its reactor")
+        }
+        return reactor
     }
+    private let settings: ConnectionSettings
     @usableFromInline @exclusivity(unchecked) var lastActivity: UInt64 = 0
-    // What only some connections need (queued output, timers, a close reason), allocated on
-    // first use so that an idle connection stays small.
+    // What only some connections need (queued output, unconsumed input, timers, a close
+    // reason), allocated on first use so that an idle connection stays small: the object is
+    // 120 bytes (a 128-byte malloc chunk); one more 8-byte field makes it 144.
     private var extras: ConnectionExtras?
 
     private enum ReadStop {
@@ -161,9 +166,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     ) {
         self.socket = socket
         self.fd = socket.fileDescriptor
-        self.reactor = reactor
-        self.selector = reactor.selector
         self.context = reactor.context
+        self.selector = reactor.selector
         self.delegate = delegate
         self.settings = settings
         completes = reactor.context.completesIO
@@ -287,7 +291,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Bytes read but not yet consumed by the delegate.
-    public var bufferedInputBytes: Int { input.count }
+    public var bufferedInputBytes: Int { extras?.input.count ?? 0 }
 
     /// Offers the buffered (unconsumed) input to the delegate again now, without waiting for
     /// new bytes: for a delegate that declined input earlier (e.g. while its output was backed
@@ -295,7 +299,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// buffered or the connection is not open. (During a delivery the buffer is handed out,
     /// so a call from inside `connection(_:didRead:)` does nothing.)
     public func redeliverBufferedInput() {
-        guard state == .open, !input.isEmpty else { return }
+        guard state == .open, let extras, !extras.input.isEmpty else { return }
         deliver(UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
@@ -406,7 +410,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         outputPending = false
         state = .closed
         try? socket.close()
-        input = []
+        extras?.input = []
+        hasBufferedInput = false
         delegate.connectionDidClose(self, reason: closeReason ?? .aborted)
     }
 
@@ -485,22 +490,41 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             let consumed = delegate.connection(self, didRead: fresh)
             // The common case ends here: the delegate took everything, nothing is copied.
             guard consumed < fresh.count, state != .closed else { return }
-            input.append(contentsOf: fresh[max(0, consumed)...])
+            keepInput(UnsafeRawBufferPointer(rebasing: fresh[max(0, consumed)...]))
         } else {
-            input.append(contentsOf: fresh)
-            // Hand the delegate the buffered bytes without exposing `input` to mutation.
-            var held: [UInt8] = []
-            swap(&held, &input)
-            let consumed = held.withUnsafeBytes { delegate.connection(self, didRead: $0) }
-            if consumed < held.count {
-                held.removeFirst(max(0, consumed))
-                input = held
-            } else if held.capacity <= 4096 {
-                held.removeAll(keepingCapacity: true)
-                input = held
-            }
+            deliverBuffered(fresh)
         }
-        if input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
+    }
+
+    /// Keeps what the delegate left of fresh input (in `extras`: few connections need it).
+    @inline(never)
+    private func keepInput(_ rest: UnsafeRawBufferPointer) {
+        let extras = extra
+        extras.input.append(contentsOf: rest)
+        hasBufferedInput = !extras.input.isEmpty
+        if extras.input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
+    }
+
+    /// Offers the buffered input followed by `fresh` to the delegate, keeping what it leaves.
+    @inline(never)
+    private func deliverBuffered(_ fresh: UnsafeRawBufferPointer) {
+        let extras = extra
+        extras.input.append(contentsOf: fresh)
+        // Hand the delegate the buffered bytes without exposing `input` to mutation (and with
+        // nothing buffered meanwhile, as far as the delegate's calls can tell).
+        var held: [UInt8] = []
+        swap(&held, &extras.input)
+        hasBufferedInput = false
+        let consumed = held.withUnsafeBytes { delegate.connection(self, didRead: $0) }
+        if consumed < held.count {
+            held.removeFirst(max(0, consumed))
+            extras.input = held
+        } else if held.capacity <= 4096 {
+            held.removeAll(keepingCapacity: true)
+            extras.input = held
+        }
+        hasBufferedInput = !extras.input.isEmpty
+        if extras.input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
     }
 
     /// Closes because I/O failed.
@@ -742,9 +766,10 @@ extension Connection {
         }
         // Drained and holding nothing else: the send state goes back to the loop, so an idle
         // connection keeps none. Reading on (`readStops` 0) means no close reason and no held
-        // input; without timeouts no timer is set: so the checks need no load of `extras`'
-        // own fields (each would cost an exclusivity check).
-        if readStops == 0, !settings.hasTimeouts, extras.output.isEmpty,
+        // input; without timeouts no timer is set; `hasBufferedInput` says whether unconsumed
+        // input waits: so the checks need no load of `extras`' own fields (each would cost an
+        // exclusivity check).
+        if readStops == 0, !hasBufferedInput, !settings.hasTimeouts, extras.output.isEmpty,
             !extras.output.sending, !extras.output.shutdownWhenDrained
         {
             self.extras = nil
@@ -810,12 +835,15 @@ final class ConnectionExtras {
     var held: [UInt8] = []
     /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
     var heldEnd: Int32?
+    /// Bytes read but not yet consumed by the delegate (`Connection.hasBufferedInput`).
+    var input: [UInt8] = []
 
     /// Holds nothing a connection needs later (no output, send, timer, close reason or held
     /// input), so it may serve another connection.
     var isSpare: Bool {
         output.isEmpty && !output.sending && !output.shutdownWhenDrained && idleTimer == nil
             && writeTimer == nil && closeReason == nil && held.isEmpty && heldEnd == nil
+            && input.isEmpty
     }
 
     deinit {

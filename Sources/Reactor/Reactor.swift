@@ -63,6 +63,7 @@ public final class Reactor<Backend: EventSelector> {
         context.executors = (
             handle.serialExecutor.asUnownedSerialExecutor(), handle.asUnownedTaskExecutor()
         )
+        context.reactor = self
     }
 
     deinit {
@@ -507,6 +508,10 @@ public final class Reactor<Backend: EventSelector> {
 
     /// The selector runs socket I/O itself (`EventSelector.completesIO`).
     let completesIO: Bool
+    /// The `Reactor` this loop belongs to (set once by its `init`), for its connections' calls
+    /// that are not per message: held here so that each connection need not hold it. Unowned
+    /// (checked): the reactor owns this context.
+    unowned(safe) var reactor: AnyObject?
 
     /// Completions: the send state (`ConnectionExtras`) that connections gave back when their
     /// output drained, for the next connection that writes. A connection on completions queues
