@@ -340,45 +340,66 @@ public final class URingSelector: EventSelector {
     }
 
     /// Consumes completions: polls into neutral records at `base` (taking the lock for them),
-    /// completion I/O into `records`.
+    /// completion I/O into `records`. Walks the ring's waiting entries in place (no closure
+    /// call per completion).
     @inline(__always)
     private func reap(
         into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int, locked: inout Bool
     ) throws(Errno) {
-        try ring.reapCompletions { (completion) throws(Errno) -> Bool in
-            if completion.userData >> 61 != 0 { return complete(completion) }
-            let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
-            let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
-            if completion.userData & Self.internalTag == Self.internalTag {
-                if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
-                return true
+        let window = ring.pendingCompletions()
+        var position = window.head
+        defer { ring.consumeCompletions(upTo: position) }
+        while position != window.tail {
+            let completion = window.completion(at: position)
+            if completion.userData >> 61 != 0 {
+                if !complete(completion) { return }
+            } else if !reapPoll(
+                completion, into: base, capacity: capacity, count: &count, locked: &locked)
+            {
+                return
             }
-            if !locked {
-                shared.lock.lock()
-                locked = true
-            }
-            // Stale: removed or replaced since (or never known: not ours). A dirty entry's
-            // completions are dropped too: the registry changed it since (another thread, while
-            // the owner waited), and the poll the owner arms for it next reports what is ready.
-            guard fd < shared.entries.count, shared.entries[fd].armed == generation,
-                !shared.entries[fd].dirty
-            else { return true }
-            if count == capacity { return false }
-            if completion.flags & UInt32(IORING_CQE_F_MORE) == 0 {
-                // The kernel ended the multishot poll; a result >= 0 asks for a new one (an
-                // error, e.g. EBADF for a number closed before the poll was armed, does not).
-                shared.entries[fd].armed = 0
-                if completion.result >= 0 { shared.markDirty(Int32(fd)) }
-            }
-            if completion.result > 0 {
-                let readiness = EpollSelector.readiness(UInt32(bitPattern: completion.result))
-                EventRecords.storeNeutral(
-                    Event(token: shared.entries[fd].token, readiness: readiness), at: count,
-                    in: base)
-                count += 1
-            }
+            position &+= 1
+        }
+    }
+
+    /// A poll's (or an internal request's) completion into a neutral record at `base`; false
+    /// (consuming nothing) when the records are full.
+    @inline(__always)
+    private func reapPoll(
+        _ completion: URing.Completion, into base: UnsafeMutableRawPointer, capacity: Int,
+        count: inout Int, locked: inout Bool
+    ) -> Bool {
+        let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
+        let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
+        if completion.userData & Self.internalTag == Self.internalTag {
+            if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
             return true
         }
+        if !locked {
+            shared.lock.lock()
+            locked = true
+        }
+        // Stale: removed or replaced since (or never known: not ours). A dirty entry's
+        // completions are dropped too: the registry changed it since (another thread, while
+        // the owner waited), and the poll the owner arms for it next reports what is ready.
+        guard fd < shared.entries.count, shared.entries[fd].armed == generation,
+            !shared.entries[fd].dirty
+        else { return true }
+        if count == capacity { return false }
+        if completion.flags & UInt32(IORING_CQE_F_MORE) == 0 {
+            // The kernel ended the multishot poll; a result >= 0 asks for a new one (an
+            // error, e.g. EBADF for a number closed before the poll was armed, does not).
+            shared.entries[fd].armed = 0
+            if completion.result >= 0 { shared.markDirty(Int32(fd)) }
+        }
+        if completion.result > 0 {
+            let readiness = EpollSelector.readiness(UInt32(bitPattern: completion.result))
+            EventRecords.storeNeutral(
+                Event(token: shared.entries[fd].token, readiness: readiness), at: count,
+                in: base)
+            count += 1
+        }
+        return true
     }
 
     // MARK: - Completion I/O (owner only)

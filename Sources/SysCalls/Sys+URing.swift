@@ -346,6 +346,58 @@ public final class URing {
         public var result: Int32
         /// IORING_CQE_F_* bits (IORING_CQE_F_MORE: a multishot request stays armed).
         public var flags: UInt32
+
+        @inlinable
+        init(userData: UInt64, result: Int32, flags: UInt32) {
+            self.userData = userData
+            self.result = result
+            self.flags = flags
+        }
+    }
+
+    /// The completions waiting at one moment, read in place: positions `head` up to `tail`
+    /// (wrapping), each through `completion(at:)`. For a caller that walks them in its own
+    /// loop, with no closure call per entry (`reapCompletions` is the closure form); it hands
+    /// back what it consumed with `consumeCompletions(upTo:)`.
+    public struct CompletionWindow {
+        /// The entries (`io_uring_cqe`s).
+        public let entries: UnsafeRawPointer
+        /// The ring's index mask.
+        public let mask: UInt32
+        /// The first waiting position.
+        public let head: UInt32
+        /// One past the last waiting position (acquired: the entries before it are written).
+        public let tail: UInt32
+
+        /// The entry at `position` (in `head..<tail`, wrapping).
+        @inlinable @inline(__always)
+        public func completion(at position: UInt32) -> Completion {
+            let entry = entries + Int(position & mask) &* MemoryLayout<io_uring_cqe>.stride
+            return Completion(
+                userData: entry.load(as: UInt64.self),
+                result: entry.load(fromByteOffset: 8, as: Int32.self),
+                flags: entry.load(fromByteOffset: 12, as: UInt32.self))
+        }
+    }
+
+    /// The completions waiting now. (Out of line, as `consumeCompletions`: inlined into
+    /// another module, the access to the ring's private head would cost a dynamic exclusivity
+    /// check per call.)
+    @inline(never)
+    public func pendingCompletions() -> CompletionWindow {
+        CompletionWindow(
+            entries: UnsafeRawPointer(cqes), mask: cqMask, head: localHead,
+            tail: csys_load_acquire_u32(cqTail))
+    }
+
+    /// Hands the entries before `position` back to the kernel (a window's `head` up to
+    /// `position` were consumed). Release: the reads of those entries happen before the kernel
+    /// may reuse them.
+    @inline(never)
+    public func consumeCompletions(upTo position: UInt32) {
+        if position == localHead { return }
+        localHead = position
+        csys_store_release_u32(cqHead, position)
     }
 
     /// Whether a completion is waiting.
