@@ -27,7 +27,8 @@ extension ReactorService {
 /// Each reactor accepts on its own listener for `arguments.addressText`; with more than one
 /// they share the port through SO_REUSEPORT (the first binds, so port 0 picks one port for
 /// all). Accepted sockets get TCP_NODELAY. Prints "<name> listening on <address> (<backend>,
-/// <n> thread(s))" once bound, "<name> stopped (signal <n>)" at the end. Call
+/// <n> thread(s))" once accepting (followed by " (provided buffers …)" for a backend with a
+/// receive buffer pool, resident from then on), "<name> stopped (signal <n>)" at the end. Call
 /// `prepareForTermination()` first.
 public func runReactorServer(
     _ name: String, _ arguments: ServerArguments, _ service: some ReactorService
@@ -72,9 +73,6 @@ private func startGroup<Backend: EventSelector>(
         if index == 0 {
             let local = try listener.localAddress
             boundPort.store(Int(local.port ?? 0), ordering: .releasing)
-            printLine(
-                "\(name) listening on \(local) (\(Backend.backendName), \(arguments.threads) thread(s))"
-            )
         }
         let delegate = service.makeDelegate(for: reactor)
         let acceptor = Acceptor(listener: listener, reactor: reactor) { stream, _, reactor in
@@ -90,7 +88,24 @@ private func startGroup<Backend: EventSelector>(
             }
         }
         try acceptor.start()
+        // After `start`: a completion backend's receive buffers exist (and are resident) now.
+        if index == 0 {
+            printLine(
+                "\(name) listening on \(try listener.localAddress) (\(Backend.backendName), "
+                    + "\(arguments.threads) thread(s))\(bufferPoolNote(reactor.selector))")
+        }
     }
+}
+
+/// " (provided buffers N × S B = M MiB per thread)" for a backend that receives into buffers
+/// of its own (io_uring), "" for the others: the pool is a fixed cost, reported apart from the
+/// memory each connection takes. (No colon in it: the port is read after the line's last one.)
+private func bufferPoolNote(_ selector: some EventSelector) -> String {
+    let pool = selector.receiveBufferPool
+    guard pool.start != nil, pool.count > 0 else { return "" }
+    let tenths = Int((Double(pool.count * pool.bufferSize) / Double(1 << 20) * 10).rounded())
+    let size = "\(tenths / 10).\(tenths % 10) MiB"
+    return " (provided buffers \(pool.count) × \(pool.bufferSize) B = \(size) per thread)"
 }
 
 /// Serves an echo written with async/await on one reactor thread of `arguments.backend` until

@@ -10,6 +10,8 @@ public final class ConnectionSettings: Sendable {
     let idleNanoseconds: UInt64
     let writeNanoseconds: UInt64
     let maxBufferedInput: Int
+    /// An idle or a write timeout is set.
+    let hasTimeouts: Bool
 
     /// Freezes `options` for sharing.
     public init(_ options: ConnectionOptions = ConnectionOptions()) {
@@ -17,6 +19,7 @@ public final class ConnectionSettings: Sendable {
         idleNanoseconds = options.idleTimeout.map(Sys.nanoseconds) ?? 0
         writeNanoseconds = options.writeTimeout.map(Sys.nanoseconds) ?? 0
         maxBufferedInput = options.maxBufferedInput
+        hasTimeouts = idleNanoseconds > 0 || writeNanoseconds > 0
     }
 }
 
@@ -38,7 +41,11 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// The protocol logic.
     public let delegate: any ConnectionDelegate<Backend>
     /// The registration token, once started.
-    public private(set) var token = Token(rawValue: .max)
+    public var token: Token { registration }
+    /// `token`'s storage: private, so that the optimizer sees every access and drops the
+    /// dynamic exclusivity check a read of a public stored property costs (a connection on
+    /// completions reads it per message).
+    private var registration = Token(rawValue: .max)
     /// Free for the delegate's use (e.g. a client id).
     public var userInfo: Int = 0
 
@@ -73,10 +80,9 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     private let completes: Bool
     /// Completions: the receive is started (not stopped).
     private var receiving = false
-    /// `!input.isEmpty`, kept in a byte of this object for the read path.
+    /// Unconsumed input waits in `extras.input` (kept in a byte of this object, so that the
+    /// read path loads nothing else).
     private var hasBufferedInput = false
-    // Unowned (checked): the reactor outlives its registrations, and shutting down ends them.
-    private unowned let reactor: Reactor<Backend>
     /// The reactor's selector, for a connection on completions (no unowned-to-strong
     /// conversion of `reactor` per message).
     private let selector: Backend
@@ -84,15 +90,21 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     // loop's table holds a registered connection, and every registration ends at shutdown,
     // which breaks that cycle (an unowned reference measured no faster).
     @usableFromInline let context: LoopContext
-    private let settings: ConnectionSettings
-    // Unchecked exclusivity: only the reactor's thread touches these, and no access overlaps
-    // another (`deliver` swaps `input` out before handing bytes to the delegate).
-    private var input: [UInt8] = [] {
-        didSet { hasBufferedInput = !input.isEmpty }
+    /// The reactor, for what is not per message (registering, timers, interest changes): the
+    /// loop's reference to it, not a field here, which would take each connection past a
+    /// malloc size class (120 -> 136 bytes). Unowned (checked) there: the reactor outlives its
+    /// registrations, and shutting down ends them.
+    private var reactor: Reactor<Backend> {
+        guard let reactor = context.reactor as? Reactor<Backend> else {
+            preconditionFailure("a connection outlived its reactor")
+        }
+        return reactor
     }
+    private let settings: ConnectionSettings
     @usableFromInline @exclusivity(unchecked) var lastActivity: UInt64 = 0
-    // What only some connections need (queued output, timers, a close reason), allocated on
-    // first use so that an idle connection stays small.
+    // What only some connections need (queued output, unconsumed input, timers, a close
+    // reason), allocated on first use so that an idle connection stays small: the object is
+    // 120 bytes (a 128-byte malloc chunk); one more 8-byte field makes it 144.
     private var extras: ConnectionExtras?
 
     private enum ReadStop {
@@ -154,9 +166,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     ) {
         self.socket = socket
         self.fd = socket.fileDescriptor
-        self.reactor = reactor
-        self.selector = reactor.selector
         self.context = reactor.context
+        self.selector = reactor.selector
         self.delegate = delegate
         self.settings = settings
         completes = reactor.context.completesIO
@@ -177,7 +188,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             throw Errno(Errno.EEXIST.code, call: "Connection.start (already started)")
         }
         if completes {
-            token = reactor.registerForCompletions(fd, handler: self, kind: .connection)
+            registration = reactor.registerForCompletions(fd, handler: self, kind: .connection)
             do {
                 try reactor.selector.receive(fd, token: token)
             } catch {
@@ -187,7 +198,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             receiving = true
             outputPending = true
         } else {
-            token = try reactor.register(self, interest: .readable)
+            registration = try reactor.register(self, interest: .readable)
         }
         state = .open
         lastActivity = context.currentTime
@@ -199,6 +210,10 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// Bytes queued for the kernel.
     public var pendingOutputBytes: Int { extras?.output.bytes ?? 0 }
+
+    /// Whether this connection holds its side state (`ConnectionExtras`) now: tests check that
+    /// a connection on completions gives it back to the loop once its output drained.
+    var holdsSideState: Bool { extras != nil }
 
     /// True while reading is paused by the high watermark.
     public var isReadingPaused: Bool { readingPaused }
@@ -276,7 +291,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     }
 
     /// Bytes read but not yet consumed by the delegate.
-    public var bufferedInputBytes: Int { input.count }
+    public var bufferedInputBytes: Int { extras?.input.count ?? 0 }
 
     /// Offers the buffered (unconsumed) input to the delegate again now, without waiting for
     /// new bytes: for a delegate that declined input earlier (e.g. while its output was backed
@@ -284,7 +299,7 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     /// buffered or the connection is not open. (During a delivery the buffer is handed out,
     /// so a call from inside `connection(_:didRead:)` does nothing.)
     public func redeliverBufferedInput() {
-        guard state == .open, !input.isEmpty else { return }
+        guard state == .open, let extras, !extras.input.isEmpty else { return }
         deliver(UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
@@ -395,7 +410,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         outputPending = false
         state = .closed
         try? socket.close()
-        input = []
+        extras?.input = []
+        hasBufferedInput = false
         delegate.connectionDidClose(self, reason: closeReason ?? .aborted)
     }
 
@@ -474,22 +490,41 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             let consumed = delegate.connection(self, didRead: fresh)
             // The common case ends here: the delegate took everything, nothing is copied.
             guard consumed < fresh.count, state != .closed else { return }
-            input.append(contentsOf: fresh[max(0, consumed)...])
+            keepInput(UnsafeRawBufferPointer(rebasing: fresh[max(0, consumed)...]))
         } else {
-            input.append(contentsOf: fresh)
-            // Hand the delegate the buffered bytes without exposing `input` to mutation.
-            var held: [UInt8] = []
-            swap(&held, &input)
-            let consumed = held.withUnsafeBytes { delegate.connection(self, didRead: $0) }
-            if consumed < held.count {
-                held.removeFirst(max(0, consumed))
-                input = held
-            } else if held.capacity <= 4096 {
-                held.removeAll(keepingCapacity: true)
-                input = held
-            }
+            deliverBuffered(fresh)
         }
-        if input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
+    }
+
+    /// Keeps what the delegate left of fresh input (in `extras`: few connections need it).
+    @inline(never)
+    private func keepInput(_ rest: UnsafeRawBufferPointer) {
+        let extras = extra
+        extras.input.append(contentsOf: rest)
+        hasBufferedInput = !extras.input.isEmpty
+        if extras.input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
+    }
+
+    /// Offers the buffered input followed by `fresh` to the delegate, keeping what it leaves.
+    @inline(never)
+    private func deliverBuffered(_ fresh: UnsafeRawBufferPointer) {
+        let extras = extra
+        extras.input.append(contentsOf: fresh)
+        // Hand the delegate the buffered bytes without exposing `input` to mutation (and with
+        // nothing buffered meanwhile, as far as the delegate's calls can tell).
+        var held: [UInt8] = []
+        swap(&held, &extras.input)
+        hasBufferedInput = false
+        let consumed = held.withUnsafeBytes { delegate.connection(self, didRead: $0) }
+        if consumed < held.count {
+            held.removeFirst(max(0, consumed))
+            extras.input = held
+        } else if held.capacity <= 4096 {
+            held.removeAll(keepingCapacity: true)
+            extras.input = held
+        }
+        hasBufferedInput = !extras.input.isEmpty
+        if extras.input.count > settings.maxBufferedInput { finish(.inputLimitExceeded) }
     }
 
     /// Closes because I/O failed.
@@ -656,7 +691,7 @@ extension Connection {
     /// sends them when it completes).
     @inline(never)
     fileprivate func submitWrite(_ bytes: UnsafeRawBufferPointer) {
-        let extras = extra
+        let extras = self.extras ?? adoptSpareExtras()
         if extras.output.isEmpty {
             if !extras.output.keepsLastChunk {
                 extras.output.keepsLastChunk = true
@@ -679,6 +714,17 @@ extension Connection {
             readingPaused = true
             updateReceiving()
         }
+    }
+
+    /// The send state for a connection that has none: a spare one of the loop's (given back by
+    /// a connection whose output drained), or a new one.
+    @inline(__always)
+    private func adoptSpareExtras() -> ConnectionExtras {
+        guard let spare = context.takeSpareExtras() else { return extra }
+        // Set up for sends by its last connection; only the token is this connection's.
+        spare.output.sendToken = token
+        extras = spare
+        return spare
     }
 
     /// Hands the front of the queue to the backend.
@@ -717,6 +763,17 @@ extension Connection {
             readingPaused = false
             updateReceiving()
             delegate.connectionDidDrain(self)
+        }
+        // Drained and holding nothing else: the send state goes back to the loop, so an idle
+        // connection keeps none. Reading on (`readStops` 0) means no close reason and no held
+        // input; without timeouts no timer is set; `hasBufferedInput` says whether unconsumed
+        // input waits: so the checks need no load of `extras`' own fields (each would cost an
+        // exclusivity check).
+        if readStops == 0, !hasBufferedInput, !settings.hasTimeouts, extras.output.isEmpty,
+            !extras.output.sending, !extras.output.shutdownWhenDrained
+        {
+            self.extras = nil
+            context.giveBack(extras)
         }
     }
 
@@ -778,6 +835,16 @@ final class ConnectionExtras {
     var held: [UInt8] = []
     /// Completions: how the receive ended (0: EOF, or -errno) behind `held`.
     var heldEnd: Int32?
+    /// Bytes read but not yet consumed by the delegate (`Connection.hasBufferedInput`).
+    var input: [UInt8] = []
+
+    /// Holds nothing a connection needs later (no output, send, timer, close reason or held
+    /// input), so it may serve another connection.
+    var isSpare: Bool {
+        output.isEmpty && !output.sending && !output.shutdownWhenDrained && idleTimer == nil
+            && writeTimer == nil && closeReason == nil && held.isEmpty && heldEnd == nil
+            && input.isEmpty
+    }
 
     deinit {
         outputStorage.pointee.removeAll()

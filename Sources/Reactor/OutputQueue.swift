@@ -39,7 +39,9 @@ struct OutputQueue {
     var pool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) = (nil, 0, 0)
 
     /// Queues `data` without copying when the queue is empty and `data` lies within one of the
-    /// pool's buffers; false (nothing queued) otherwise.
+    /// pool's buffers; false (nothing queued) otherwise. (Inlined into its one caller, which
+    /// runs it per message.)
+    @inline(__always)
     mutating func lend(_ data: UnsafeRawBufferPointer) -> Bool {
         guard bytes == 0, let start = pool.start, let base = data.baseAddress, pool.bufferSize > 0
         else { return false }
@@ -95,8 +97,13 @@ struct OutputQueue {
     }
 
     /// The contiguous bytes at the front of the queue (the loan, or the head chunk's), empty
-    /// when none.
+    /// when none. Inlined: called out of line, it took a copy of the whole queue (a
+    /// connection on completions reads it per send).
     var front: UnsafeRawBufferPointer {
+        @inline(__always) get { frontBytes }
+    }
+
+    private var frontBytes: UnsafeRawBufferPointer {
         if !loan.isEmpty { return loan }
         guard head < chunks.count else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         let chunk = chunks[head]

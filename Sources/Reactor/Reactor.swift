@@ -63,6 +63,7 @@ public final class Reactor<Backend: EventSelector> {
         context.executors = (
             handle.serialExecutor.asUnownedSerialExecutor(), handle.asUnownedTaskExecutor()
         )
+        context.reactor = self
     }
 
     deinit {
@@ -507,6 +508,50 @@ public final class Reactor<Backend: EventSelector> {
 
     /// The selector runs socket I/O itself (`EventSelector.completesIO`).
     let completesIO: Bool
+    /// The `Reactor` this loop belongs to (set once by its `init`), for its connections' calls
+    /// that are not per message: held here so that each connection need not hold it. Unowned
+    /// (checked): the reactor owns this context.
+    unowned(safe) var reactor: AnyObject?
+
+    /// Completions: the send state (`ConnectionExtras`) that connections gave back when their
+    /// output drained, for the next connection that writes. A connection on completions queues
+    /// every message, so it needs that state while a send is in flight; sharing it keeps an
+    /// idle connection as small as on readiness backends, and costs no allocation per message
+    /// (the list holds what the busiest moment needed, up to `spareExtrasLimit`). Behind a
+    /// pointer, as `Connection`'s output queue is: as a stored property of this class every
+    /// access would cost a dynamic exclusivity check, though only the loop's thread touches it.
+    private let spares: UnsafeMutablePointer<SpareExtras> = {
+        let spares = UnsafeMutablePointer<SpareExtras>.allocate(capacity: 1)
+        spares.initialize(to: SpareExtras())
+        return spares
+    }()
+    /// At most this many spares are kept (about 230 bytes each).
+    static var spareExtrasLimit: Int { 4096 }
+
+    /// How many spares the loop keeps now.
+    var spareExtrasCount: Int { spares.pointee.count }
+
+    /// A spare `ConnectionExtras` (no output, timers or held input), or nil.
+    @inline(__always)
+    func takeSpareExtras() -> ConnectionExtras? {
+        let count = spares.pointee.count
+        if count == 0 { return nil }
+        spares.pointee.count = count - 1
+        return (spares.pointee.items + count - 1).move()
+    }
+
+    /// Keeps `extras` (which `isSpare`) for another connection, unless enough are kept.
+    @inline(__always)
+    func giveBack(_ extras: ConnectionExtras) {
+        assert(extras.isSpare, "a ConnectionExtras given back still holds state")
+        let count = spares.pointee.count
+        if count == spares.pointee.capacity {
+            if count == Self.spareExtrasLimit { return }
+            spares.pointee.grow()
+        }
+        (spares.pointee.items + count).initialize(to: extras)
+        spares.pointee.count = count + 1
+    }
 
     init(
         eventCapacity: Int, drainHook: (any SelectorDrainHook)?, clock: LoopClock,
@@ -562,6 +607,27 @@ public final class Reactor<Backend: EventSelector> {
 
     deinit {
         ioVectors.deallocate()
+        spares.pointee.items.deinitialize(count: spares.pointee.count)
+        spares.pointee.items.deallocate()
+        spares.deinitialize(count: 1)
+        spares.deallocate()
+    }
+}
+
+/// `LoopContext`'s spare `ConnectionExtras`: a stack, `count` of `capacity` initialized.
+struct SpareExtras {
+    var items = UnsafeMutablePointer<ConnectionExtras>.allocate(capacity: 0)
+    var count = 0
+    var capacity = 0
+
+    /// Doubles the capacity (at least 64).
+    mutating func grow() {
+        let bigger = UnsafeMutablePointer<ConnectionExtras>.allocate(
+            capacity: max(64, capacity * 2))
+        bigger.moveInitialize(from: items, count: count)
+        items.deallocate()
+        items = bigger
+        capacity = max(64, capacity * 2)
     }
 }
 

@@ -103,7 +103,8 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     ) throws(Errno)
 
     /// The memory receives fill: `count` buffers of `bufferSize` bytes from `start` (nil until
-    /// the first `receive`, and for readiness backends).
+    /// the backend makes it, e.g. at the first `receive` or `accept`, and for readiness
+    /// backends).
     var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) { get }
 
     /// Starts accepting on the listening socket `fd`: each connection arrives as an `.accept`

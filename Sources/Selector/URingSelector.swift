@@ -63,7 +63,7 @@ public final class URingSelector: EventSelector {
     private let records: UnsafeMutablePointer<IOCompletion>
     private let handedOut: UnsafeMutablePointer<UInt16>
     /// What in-flight sends of ended descriptors keep alive, by user data, until they complete.
-    private var orphanedSends: [(userData: UInt64, owner: AnyObject, buffer: Int32)] = []
+    private var orphanedSends: [(userData: UInt64, slot: Int32)] = []
 
     /// Opens a ring (256 submission slots, 4096 completion slots) and its doorbell eventfd.
     /// Throws the kernel's refusal (ENOSYS, EPERM) or ENOSYS where it lacks multishot poll.
@@ -80,8 +80,9 @@ public final class URingSelector: EventSelector {
     }
 
     /// Opens a ring whose completion I/O receives into `receiveBufferCount` provided buffers
-    /// (a power of two up to 32768) of `receiveBufferSize` bytes each, registered by the first
-    /// `receive`. Throws EINVAL for other counts or a size below 1, otherwise as `init()`.
+    /// (a power of two up to 32768) of `receiveBufferSize` bytes each, registered and faulted
+    /// in by the first `receive` or `accept`. Throws EINVAL for other counts or a size below 1,
+    /// otherwise as `init()`.
     public init(receiveBufferCount: Int, receiveBufferSize: Int) throws(Errno) {
         guard receiveBufferCount > 0, receiveBufferCount <= 32768,
             receiveBufferCount & (receiveBufferCount - 1) == 0, receiveBufferSize > 0,
@@ -105,7 +106,7 @@ public final class URingSelector: EventSelector {
         doorbellCount = .allocate(capacity: 1)
         doorbellCount.initialize(to: 0)
         state = .allocate(capacity: 1)
-        state.initialize(to: OwnerState(io: .allocate(capacity: 0)))
+        state.initialize(to: OwnerState(io: .allocate(capacity: 0), sends: .allocate(capacity: 0)))
         records = .allocate(capacity: Self.recordCapacity)
         handedOut = .allocate(capacity: Self.recordCapacity)
     }
@@ -115,8 +116,10 @@ public final class URingSelector: EventSelector {
         // The doorbell read still in flight can no longer complete with data: every descriptor
         // of its eventfd is closed, and the ring's teardown cancels it.
         doorbellCount.deallocate()
-        state.pointee.io.deinitialize(count: state.pointee.ioCapacity)
+        state.pointee.io.deinitialize(count: state.pointee.ioCount)
         state.pointee.io.deallocate()
+        state.pointee.sends.deinitialize(count: state.pointee.sendCount)
+        state.pointee.sends.deallocate()
         state.pointee.holds?.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
@@ -199,7 +202,7 @@ public final class URingSelector: EventSelector {
         ring.close()
         // Nothing is in flight any more: the sends' buffers may go.
         orphanedSends.removeAll()
-        for index in 0..<state.pointee.ioCapacity { state.pointee.io[index].sendOwner = nil }
+        for index in 0..<state.pointee.sendCount { state.pointee.sends[index].owner = nil }
         state.pointee.recordCount = 0
     }
 
@@ -337,45 +340,66 @@ public final class URingSelector: EventSelector {
     }
 
     /// Consumes completions: polls into neutral records at `base` (taking the lock for them),
-    /// completion I/O into `records`.
+    /// completion I/O into `records`. Walks the ring's waiting entries in place (no closure
+    /// call per completion).
     @inline(__always)
     private func reap(
         into base: UnsafeMutableRawPointer, capacity: Int, count: inout Int, locked: inout Bool
     ) throws(Errno) {
-        try ring.reapCompletions { (completion) throws(Errno) -> Bool in
-            if completion.userData >> 61 != 0 { return complete(completion) }
-            let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
-            let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
-            if completion.userData & Self.internalTag == Self.internalTag {
-                if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
-                return true
+        let window = ring.pendingCompletions()
+        var position = window.head
+        defer { ring.consumeCompletions(upTo: position) }
+        while position != window.tail {
+            let completion = window.completion(at: position)
+            if completion.userData >> 61 != 0 {
+                if !complete(completion) { return }
+            } else if !reapPoll(
+                completion, into: base, capacity: capacity, count: &count, locked: &locked)
+            {
+                return
             }
-            if !locked {
-                shared.lock.lock()
-                locked = true
-            }
-            // Stale: removed or replaced since (or never known: not ours). A dirty entry's
-            // completions are dropped too: the registry changed it since (another thread, while
-            // the owner waited), and the poll the owner arms for it next reports what is ready.
-            guard fd < shared.entries.count, shared.entries[fd].armed == generation,
-                !shared.entries[fd].dirty
-            else { return true }
-            if count == capacity { return false }
-            if completion.flags & UInt32(IORING_CQE_F_MORE) == 0 {
-                // The kernel ended the multishot poll; a result >= 0 asks for a new one (an
-                // error, e.g. EBADF for a number closed before the poll was armed, does not).
-                shared.entries[fd].armed = 0
-                if completion.result >= 0 { shared.markDirty(Int32(fd)) }
-            }
-            if completion.result > 0 {
-                let readiness = EpollSelector.readiness(UInt32(bitPattern: completion.result))
-                EventRecords.storeNeutral(
-                    Event(token: shared.entries[fd].token, readiness: readiness), at: count,
-                    in: base)
-                count += 1
-            }
+            position &+= 1
+        }
+    }
+
+    /// A poll's (or an internal request's) completion into a neutral record at `base`; false
+    /// (consuming nothing) when the records are full.
+    @inline(__always)
+    private func reapPoll(
+        _ completion: URing.Completion, into base: UnsafeMutableRawPointer, capacity: Int,
+        count: inout Int, locked: inout Bool
+    ) -> Bool {
+        let fd = Int(truncatingIfNeeded: completion.userData & Self.internalTag)
+        let generation = UInt32(truncatingIfNeeded: completion.userData >> 32)
+        if completion.userData & Self.internalTag == Self.internalTag {
+            if completion.userData == Self.doorbellData { state.pointee.doorbellArmed = false }
             return true
         }
+        if !locked {
+            shared.lock.lock()
+            locked = true
+        }
+        // Stale: removed or replaced since (or never known: not ours). A dirty entry's
+        // completions are dropped too: the registry changed it since (another thread, while
+        // the owner waited), and the poll the owner arms for it next reports what is ready.
+        guard fd < shared.entries.count, shared.entries[fd].armed == generation,
+            !shared.entries[fd].dirty
+        else { return true }
+        if count == capacity { return false }
+        if completion.flags & UInt32(IORING_CQE_F_MORE) == 0 {
+            // The kernel ended the multishot poll; a result >= 0 asks for a new one (an
+            // error, e.g. EBADF for a number closed before the poll was armed, does not).
+            shared.entries[fd].armed = 0
+            if completion.result >= 0 { shared.markDirty(Int32(fd)) }
+        }
+        if completion.result > 0 {
+            let readiness = EpollSelector.readiness(UInt32(bitPattern: completion.result))
+            EventRecords.storeNeutral(
+                Event(token: shared.entries[fd].token, readiness: readiness), at: count,
+                in: base)
+            count += 1
+        }
+        return true
     }
 
     // MARK: - Completion I/O (owner only)
@@ -389,8 +413,8 @@ public final class URingSelector: EventSelector {
     /// loop turn. A receive that finds none left ends with ENOBUFS and is armed again once the
     /// turn's buffers come back.
     public static var receiveBufferSize: Int { 16 << 10 }
-    /// How many provided buffers (`receiveBufferSize` each) the first `receive` registers
-    /// (`init()`'s; `init(receiveBufferCount:receiveBufferSize:)` picks others).
+    /// How many provided buffers (`receiveBufferSize` each) the first `receive` or `accept`
+    /// registers (`init()`'s; `init(receiveBufferCount:receiveBufferSize:)` picks others).
     public static var receiveBufferCount: Int { 512 }
     /// Completions one `select` reports at most (the rest wait in the ring).
     static var recordCapacity: Int { 1024 }
@@ -412,36 +436,136 @@ public final class URingSelector: EventSelector {
         /// Completion I/O: the state of each descriptor number's requests.
         var io: UnsafeMutablePointer<IOEntry>
         var ioCapacity = 0
+        /// Entries initialized (descriptor numbers below it): those up to the highest number
+        /// used, so that memory the table reserves ahead is not touched (not resident) yet.
+        var ioCount = 0
         var recordCount = 0
         var handedOutCount = 0
         /// Buffers given back since the last publish (stale completions').
         var buffersReturned = false
         var outOfBuffersCount = 0
-        /// The provided buffers multishot receives fill, made by the first `receive`.
+        /// The provided buffers multishot receives fill (the first `receive` or `accept` makes
+        /// them).
         var buffers: URingBufferRing?
         /// `buffers`' first byte (a plain pointer: reading it retains nothing).
         var bufferBase: UnsafeMutableRawPointer?
         /// Per receive buffer: how many sends in flight hold it.
         var holds: UnsafeMutablePointer<UInt16>?
+        /// Sends in flight (`SendSlot`), `sendCount` of them initialized, free ones linked from
+        /// `freeSend`.
+        var sends: UnsafeMutablePointer<SendSlot>
+        var sendCapacity = 0
+        var sendCount = 0
+        var freeSend: Int32 = -1
     }
 
-    /// One descriptor number's completion requests.
+    /// One descriptor number's completion requests: 16 bytes, as every connection has one
+    /// (what only a send in flight needs is in a `SendSlot`).
     struct IOEntry {
         var token = Token(0)
         /// The generation of this number's requests; bumped by `endIO`.
         var generation: UInt32 = 1
-        var inUse = false
-        var receiveWanted = false
+        /// The flags below in the low 8 bits, `sendSlot` in the other 24.
+        private var bits: UInt32 = 0
+
+        /// The armed send's slot in `OwnerState.sends` (valid while `sendArmed`).
+        var sendSlot: Int32 {
+            get { Int32(bitPattern: bits >> 8) }
+            set { bits = bits & 0xFF | UInt32(bitPattern: newValue) << 8 }
+        }
+        var inUse: Bool {
+            get { bit(1) }
+            set { setBit(1, newValue) }
+        }
+        var receiveWanted: Bool {
+            get { bit(2) }
+            set { setBit(2, newValue) }
+        }
         /// A multishot receive is in the kernel (until its completion without IORING_CQE_F_MORE).
-        var receiveArmed = false
-        var acceptWanted = false
-        var acceptArmed = false
-        var sendArmed = false
-        var readableArmed = false
-        /// What keeps the armed send's bytes alive.
-        var sendOwner: AnyObject?
-        /// The receive buffer the armed send holds (its bytes), or -1.
-        var sendBuffer: Int32 = -1
+        var receiveArmed: Bool {
+            get { bit(4) }
+            set { setBit(4, newValue) }
+        }
+        var acceptWanted: Bool {
+            get { bit(8) }
+            set { setBit(8, newValue) }
+        }
+        var acceptArmed: Bool {
+            get { bit(16) }
+            set { setBit(16, newValue) }
+        }
+        var sendArmed: Bool {
+            get { bit(32) }
+            set { setBit(32, newValue) }
+        }
+        var readableArmed: Bool {
+            get { bit(64) }
+            set { setBit(64, newValue) }
+        }
+
+        @inline(__always)
+        private func bit(_ mask: UInt32) -> Bool { bits & mask != 0 }
+
+        @inline(__always)
+        private mutating func setBit(_ mask: UInt32, _ on: Bool) {
+            bits = on ? bits | mask : bits & ~mask
+        }
+    }
+
+    /// A send in flight: what keeps its bytes alive and the receive buffer it holds (or -1);
+    /// a free slot links to the next free one.
+    struct SendSlot {
+        var owner: AnyObject?
+        var buffer: Int32 = -1
+        var nextFree: Int32 = -1
+    }
+
+    /// At most this many sends may be in flight (`IOEntry.sendSlot` is 24 bits).
+    static var sendSlotLimit: Int { 1 << 24 }
+
+    /// A free send slot holding `owner` and `buffer`, the table grown if none is free.
+    @inline(__always)
+    private func takeSendSlot(_ owner: AnyObject, _ buffer: Int32) throws(Errno) -> Int32 {
+        var slot = state.pointee.freeSend
+        if slot >= 0 {
+            state.pointee.freeSend = state.pointee.sends[Int(slot)].nextFree
+        } else {
+            slot = try addSendSlot()
+        }
+        state.pointee.sends[Int(slot)].owner = owner
+        state.pointee.sends[Int(slot)].buffer = buffer
+        return slot
+    }
+
+    /// A new slot at the end of the table (grown if full).
+    private func addSendSlot() throws(Errno) -> Int32 {
+        let count = state.pointee.sendCount
+        if count == Self.sendSlotLimit {
+            throw Errno(Errno.EAGAIN.code, call: "send (too many in flight)")
+        }
+        if count == state.pointee.sendCapacity {
+            let capacity = max(64, count * 2)
+            let bigger = UnsafeMutablePointer<SendSlot>.allocate(capacity: capacity)
+            bigger.moveInitialize(from: state.pointee.sends, count: count)
+            state.pointee.sends.deallocate()
+            state.pointee.sends = bigger
+            state.pointee.sendCapacity = capacity
+        }
+        (state.pointee.sends + count).initialize(to: SendSlot())
+        state.pointee.sendCount = count + 1
+        return Int32(count)
+    }
+
+    /// Empties `slot` (its owner released) and frees it; returns the buffer it held.
+    @inline(__always)
+    private func freeSendSlot(_ slot: Int32) -> Int32 {
+        let sends = state.pointee.sends + Int(slot)
+        let buffer = sends.pointee.buffer
+        sends.pointee.owner = nil
+        sends.pointee.buffer = -1
+        sends.pointee.nextFree = state.pointee.freeSend
+        state.pointee.freeSend = slot
+        return buffer
     }
 
     @inline(__always)
@@ -456,38 +580,47 @@ public final class URingSelector: EventSelector {
         let index = Int(fd.rawValue)
         if index < 0 { throw Errno(Errno.EBADF.code, call: "io_uring (descriptor)") }
         if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring (closed)") }
-        if index >= state.pointee.ioCapacity { growIO(to: index + 1) }
+        if index >= state.pointee.ioCount { addIO(upTo: index) }
         return state.pointee.io + index
     }
 
-    private func growIO(to needed: Int) {
-        let capacity = max(needed, state.pointee.ioCapacity * 2, 64)
-        let bigger = UnsafeMutablePointer<IOEntry>.allocate(capacity: capacity)
-        bigger.moveInitialize(from: state.pointee.io, count: state.pointee.ioCapacity)
-        (bigger + state.pointee.ioCapacity).initialize(
-            repeating: IOEntry(), count: capacity - state.pointee.ioCapacity)
-        state.pointee.io.deallocate()
-        state.pointee.io = bigger
-        state.pointee.ioCapacity = capacity
+    /// Initializes the entries up to `index`, growing the table if it is too small.
+    private func addIO(upTo index: Int) {
+        if index >= state.pointee.ioCapacity {
+            let capacity = max(index + 1, state.pointee.ioCapacity * 2, 64)
+            let bigger = UnsafeMutablePointer<IOEntry>.allocate(capacity: capacity)
+            bigger.moveInitialize(from: state.pointee.io, count: state.pointee.ioCount)
+            state.pointee.io.deallocate()
+            state.pointee.io = bigger
+            state.pointee.ioCapacity = capacity
+        }
+        let count = state.pointee.ioCount
+        (state.pointee.io + count).initialize(repeating: IOEntry(), count: index + 1 - count)
+        state.pointee.ioCount = index + 1
     }
 
-    /// Starts a multishot receive on `fd` into the provided buffers (registered on first use:
-    /// `receiveBufferCount` × `receiveBufferSize`).
+    /// Starts a multishot receive on `fd` into the provided buffers (registered and faulted in
+    /// by the first `receive` or `accept`: `receiveBufferCount` × `receiveBufferSize`).
     public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {
         let entry = try self.entry(fd)
-        if state.pointee.buffers == nil {
-            let made = try URingBufferRing(
-                uring: ring, group: 0, count: bufferCount, size: bufferSize)
-            state.pointee.buffers = made
-            state.pointee.bufferBase = made.base
-            let holds = UnsafeMutablePointer<UInt16>.allocate(capacity: bufferCount)
-            holds.initialize(repeating: 0, count: bufferCount)
-            state.pointee.holds = holds
-        }
+        if state.pointee.buffers == nil { try makeBuffers() }
         entry.pointee.token = token
         entry.pointee.inUse = true
         entry.pointee.receiveWanted = true
         if !entry.pointee.receiveArmed { try armReceive(fd.rawValue, entry) }
+    }
+
+    /// Maps and registers the provided buffers, resident from now on: the first completion
+    /// request (a `receive`, or a server's `accept` before any connection) pays for the whole
+    /// pool, so it is a fixed start-up cost rather than memory that grows per connection as
+    /// receives first touch its pages.
+    private func makeBuffers() throws(Errno) {
+        let made = try URingBufferRing(uring: ring, group: 0, count: bufferCount, size: bufferSize)
+        state.pointee.buffers = made
+        state.pointee.bufferBase = made.base
+        let holds = UnsafeMutablePointer<UInt16>.allocate(capacity: bufferCount)
+        holds.initialize(repeating: 0, count: bufferCount)
+        state.pointee.holds = holds
     }
 
     private func armReceive(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
@@ -522,7 +655,12 @@ public final class URingSelector: EventSelector {
         if holdingBuffer >= 0 && (state.pointee.holds == nil || holdingBuffer >= bufferCount) {
             throw Errno(Errno.EINVAL.code, call: "send (no such receive buffer)")
         }
-        let sqe = try submission()
+        let slot = try takeSendSlot(owner, holdingBuffer)
+        let sqe: UnsafeMutablePointer<io_uring_sqe>
+        do throws(Errno) { sqe = try submission() } catch {
+            _ = freeSendSlot(slot)
+            throw error
+        }
         csys_io_uring_prep(
             sqe, UInt8(IORING_OP_SEND.rawValue), fd.rawValue,
             UInt64(UInt(bitPattern: bytes.baseAddress)), UInt32(clamping: bytes.count), 0,
@@ -531,12 +669,11 @@ public final class URingSelector: EventSelector {
         entry.pointee.token = token
         entry.pointee.inUse = true
         entry.pointee.sendArmed = true
-        entry.pointee.sendOwner = owner
-        entry.pointee.sendBuffer = holdingBuffer
+        entry.pointee.sendSlot = slot
         if holdingBuffer >= 0, let holds = state.pointee.holds { holds[Int(holdingBuffer)] += 1 }
     }
 
-    /// The provided buffers (once the first `receive` registered them).
+    /// The provided buffers (once the first `receive` or `accept` registered them).
     public var receiveBufferPool: (start: UnsafeRawPointer?, bufferSize: Int, count: Int) {
         (state.pointee.bufferBase.map { UnsafeRawPointer($0) }, bufferSize, bufferCount)
     }
@@ -558,9 +695,12 @@ public final class URingSelector: EventSelector {
     }
 
     /// Starts a multishot accept on the listening `fd` (accepted descriptors non-blocking and
-    /// close-on-exec).
+    /// close-on-exec). The first one registers the provided buffers the connections will
+    /// receive into (as `receive` does), so that a server's pool is resident before its first
+    /// connection.
     public func accept(_ fd: FileDescriptor, token: Token) throws(Errno) {
         let entry = try self.entry(fd)
+        if state.pointee.buffers == nil { try makeBuffers() }
         entry.pointee.token = token
         entry.pointee.inUse = true
         entry.pointee.acceptWanted = true
@@ -597,7 +737,7 @@ public final class URingSelector: EventSelector {
     @discardableResult
     public func endIO(_ fd: FileDescriptor) -> Bool {
         let index = Int(fd.rawValue)
-        guard index >= 0, index < state.pointee.ioCapacity, state.pointee.io[index].inUse else {
+        guard index >= 0, index < state.pointee.ioCount, state.pointee.io[index].inUse else {
             return false
         }
         let entry = state.pointee.io + index
@@ -607,10 +747,10 @@ public final class URingSelector: EventSelector {
         if entry.pointee.readableArmed {
             cancel(Self.ioData(fd.rawValue, generation, .readable))
         }
-        if entry.pointee.sendArmed, let owner = entry.pointee.sendOwner {
+        if entry.pointee.sendArmed {
             let data = Self.ioData(fd.rawValue, generation, .send)
             cancel(data)
-            orphanedSends.append((data, owner, entry.pointee.sendBuffer))
+            orphanedSends.append((data, entry.pointee.sendSlot))
         }
         let next = (generation &+ 1) & Self.generationMask
         entry.pointee = IOEntry()
@@ -660,7 +800,7 @@ public final class URingSelector: EventSelector {
         let more = completion.flags & UInt32(IORING_CQE_F_MORE) != 0
         let result = completion.result
         let index = Int(fd)
-        guard index < state.pointee.ioCapacity, state.pointee.io[index].generation == generation,
+        guard index < state.pointee.ioCount, state.pointee.io[index].generation == generation,
             state.pointee.io[index].inUse,
             let operation
         else {
@@ -695,9 +835,7 @@ public final class URingSelector: EventSelector {
             }
         case .send:
             entry.pointee.sendArmed = false
-            entry.pointee.sendOwner = nil
-            release(entry.pointee.sendBuffer, now: false)
-            entry.pointee.sendBuffer = -1
+            release(freeSendSlot(entry.pointee.sendSlot), now: false)
             record(token, .send, result, nil)
         case .accept:
             if !more {
@@ -737,7 +875,7 @@ public final class URingSelector: EventSelector {
         if operation == .send,
             let at = orphanedSends.firstIndex(where: { $0.userData == completion.userData })
         {
-            release(orphanedSends[at].buffer, now: true)
+            release(freeSendSlot(orphanedSends[at].slot), now: true)
             orphanedSends.remove(at: at)
         }
     }

@@ -55,7 +55,17 @@ extension Sys {
         return pointer
     }
 
-    /// munmap(2) of a mapping from `mapShared`.
+    /// mmap(2) of `length` bytes of private anonymous memory, read-write, every page faulted
+    /// in now (MAP_POPULATE): memory that is a fixed cost from the start rather than resident
+    /// piecemeal as it is first touched. Zero-filled.
+    public static func mapPopulated(length: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        let pointer = mmap(
+            nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw Errno(errno, call: "mmap") }
+        return pointer
+    }
+
+    /// munmap(2) of a mapping from `mapShared` or `mapPopulated`.
     public static func unmap(_ pointer: UnsafeMutableRawPointer, length: Int) {
         _ = munmap(pointer, length)
     }
@@ -336,6 +346,58 @@ public final class URing {
         public var result: Int32
         /// IORING_CQE_F_* bits (IORING_CQE_F_MORE: a multishot request stays armed).
         public var flags: UInt32
+
+        @inlinable
+        init(userData: UInt64, result: Int32, flags: UInt32) {
+            self.userData = userData
+            self.result = result
+            self.flags = flags
+        }
+    }
+
+    /// The completions waiting at one moment, read in place: positions `head` up to `tail`
+    /// (wrapping), each through `completion(at:)`. For a caller that walks them in its own
+    /// loop, with no closure call per entry (`reapCompletions` is the closure form); it hands
+    /// back what it consumed with `consumeCompletions(upTo:)`.
+    public struct CompletionWindow {
+        /// The entries (`io_uring_cqe`s).
+        public let entries: UnsafeRawPointer
+        /// The ring's index mask.
+        public let mask: UInt32
+        /// The first waiting position.
+        public let head: UInt32
+        /// One past the last waiting position (acquired: the entries before it are written).
+        public let tail: UInt32
+
+        /// The entry at `position` (in `head..<tail`, wrapping).
+        @inlinable @inline(__always)
+        public func completion(at position: UInt32) -> Completion {
+            let entry = entries + Int(position & mask) &* MemoryLayout<io_uring_cqe>.stride
+            return Completion(
+                userData: entry.load(as: UInt64.self),
+                result: entry.load(fromByteOffset: 8, as: Int32.self),
+                flags: entry.load(fromByteOffset: 12, as: UInt32.self))
+        }
+    }
+
+    /// The completions waiting now. (Out of line, as `consumeCompletions`: inlined into
+    /// another module, the access to the ring's private head would cost a dynamic exclusivity
+    /// check per call.)
+    @inline(never)
+    public func pendingCompletions() -> CompletionWindow {
+        CompletionWindow(
+            entries: UnsafeRawPointer(cqes), mask: cqMask, head: localHead,
+            tail: csys_load_acquire_u32(cqTail))
+    }
+
+    /// Hands the entries before `position` back to the kernel (a window's `head` up to
+    /// `position` were consumed). Release: the reads of those entries happen before the kernel
+    /// may reuse them.
+    @inline(never)
+    public func consumeCompletions(upTo position: UInt32) {
+        if position == localHead { return }
+        localHead = position
+        csys_store_release_u32(cqHead, position)
     }
 
     /// Whether a completion is waiting.
@@ -393,10 +455,11 @@ public final class URingBufferRing {
     private var tail: UInt16 = 0
     private var registeredWith: FileDescriptor?
 
-    /// Allocates `count` buffers of `size` bytes and their ring, fills the ring with all of
-    /// them and registers it with `uring` as `group`. Throws what the kernel answers (EINVAL
-    /// where it lacks provided buffer rings, before Linux 5.19), and EINVAL for a `count` that
-    /// is not a power of two in 1...32768.
+    /// Maps `count` buffers of `size` bytes, every page resident at once (so the pool is a fixed
+    /// cost, not memory that grows as receives first touch its pages), allocates their ring,
+    /// fills the ring with all of them and registers it with `uring` as `group`. Throws what the
+    /// kernel answers (EINVAL where it lacks provided buffer rings, before Linux 5.19; ENOMEM),
+    /// and EINVAL for a `count` that is not a power of two in 1...32768.
     public init(uring: URing, group: UInt16, count: Int, size: Int) throws(Errno) {
         guard count > 0, count <= 32768, count & (count - 1) == 0, size > 0 else {
             throw Errno(Errno.EINVAL.code, call: "URingBufferRing (count or size)")
@@ -411,7 +474,12 @@ public final class URingBufferRing {
         ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: ringBytes)
         ring = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
         tailWord = csys_io_uring_buf_ring_tail(ring)
-        base = .allocate(byteCount: count * size, alignment: 4096)
+        do throws(Errno) {
+            base = try Sys.mapPopulated(length: count * size)
+        } catch {
+            ringMemory.deallocate()
+            throw error
+        }
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
         registration.ring_entries = UInt32(count)
@@ -424,7 +492,7 @@ public final class URingBufferRing {
             }
         } catch {
             ringMemory.deallocate()
-            base.deallocate()
+            Sys.unmap(base, length: count * size)
             throw error
         }
         registeredWith = uring.descriptor
@@ -435,7 +503,7 @@ public final class URingBufferRing {
     deinit {
         // Unregistered by `unregister` (the owner, before it closes the ring) or by the ring's
         // teardown; the memory is ours either way.
-        base.deallocate()
+        Sys.unmap(base, length: count * size)
         UnsafeMutableRawPointer(ring).deallocate()
     }
 

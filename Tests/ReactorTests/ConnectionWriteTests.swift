@@ -1,9 +1,14 @@
 import Net
-import Reactor
 import Selector
 import SysCalls
 import TestSupport
 import Testing
+
+@testable import Reactor
+
+#if os(Linux)
+import Glibc
+#endif
 
 /// A delegate that consumes everything and records how its connection closed.
 final class WriteProbe<Backend: EventSelector>: ConnectionDelegate {
@@ -61,6 +66,114 @@ struct ConnectionWriteTests {
     @Test("a write the kernel takes whole queues nothing", arguments: Backend.all)
     func writeTakenWhole(_ backend: Backend) throws {
         try backend.run { try Self.writesAllOfIt($0) }
+    }
+
+    private static func sendStateIsShared<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverA, clientA) = try UnixStream.pair()
+        let (serverB, clientB) = try UnixStream.pair()
+        let a = Connection(socket: serverA, reactor: reactor, delegate: WriteProbe<S>())
+        let b = Connection(socket: serverB, reactor: reactor, delegate: WriteProbe<S>())
+        try a.start()
+        try b.start()
+        func flush(_ connection: Connection<S>) throws {
+            for _ in 0..<100 where connection.pendingOutputBytes > 0 {
+                try reactor.runOnce(timeout: .milliseconds(100))
+            }
+        }
+        a.write("to a")
+        #expect(a.holdsSideState, "a send in flight needs the queue")
+        try flush(a)
+        #expect(!a.holdsSideState, "a drained connection kept its send state")
+        #expect(reactor.context.spareExtrasCount == 1)
+        // The next writer takes the spare, and gives it back in turn.
+        b.write("to b")
+        #expect(reactor.context.spareExtrasCount == 0)
+        try flush(b)
+        #expect(!b.holdsSideState && reactor.context.spareExtrasCount == 1)
+        a.write("a again")
+        try flush(a)
+        var received: [UInt8] = []
+        #expect(try drain(clientA, into: &received))
+        #expect(received == Array("to aa again".utf8))
+        received = []
+        #expect(try drain(clientB, into: &received))
+        #expect(received == Array("to b".utf8))
+        try clientA.close()
+        try clientB.close()
+        reactor.shutdown()
+    }
+
+    @Test("on completions, a drained connection gives its send state back for the next writer")
+    func sendStateSharedOnCompletions() throws {
+        try Backend.uring.run { try Self.sendStateIsShared($0) }
+    }
+
+    private static func idleHoldsNothing<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let connection = Connection(
+            socket: serverEnd, reactor: reactor, delegate: WriteProbe<S>())
+        try connection.start()
+        connection.write("x")
+        for _ in 0..<100 where connection.pendingOutputBytes > 0 {
+            try reactor.runOnce(timeout: .milliseconds(100))
+        }
+        #expect(!connection.holdsSideState, "an idle connection holds side state")
+        try clientEnd.close()
+        reactor.shutdown()
+    }
+
+    @Test(
+        "an idle connection holds no side state once its output drained",
+        arguments: Backend.all)
+    func idleConnectionHoldsNothing(_ backend: Backend) throws {
+        try backend.run { try Self.idleHoldsNothing($0) }
+    }
+
+    /// Answers the first input without consuming it, then takes everything.
+    final class Declining<Backend: EventSelector>: ConnectionDelegate {
+        var calls = 0
+        var taken: [UInt8] = []
+
+        func connection(_ connection: Connection<Backend>, didRead bytes: UnsafeRawBufferPointer)
+            -> Int
+        {
+            calls += 1
+            if calls == 1 {
+                connection.write("ack")
+                return 0
+            }
+            taken += bytes
+            return bytes.count
+        }
+    }
+
+    private static func unconsumedInputSurvivesDrain<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let delegate = Declining<S>()
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: delegate)
+        try connection.start()
+        _ = try clientEnd.write(Array("hello".utf8))
+        for _ in 0..<100 where delegate.calls == 0 || connection.pendingOutputBytes > 0 {
+            try reactor.runOnce(timeout: .milliseconds(100))
+        }
+        // The answer went out; the declined input must stay with this connection.
+        #expect(connection.bufferedInputBytes == 5)
+        #expect(connection.holdsSideState)
+        connection.redeliverBufferedInput()
+        #expect(delegate.taken == Array("hello".utf8))
+        #expect(connection.bufferedInputBytes == 0)
+        try clientEnd.close()
+        reactor.shutdown()
+    }
+
+    @Test(
+        "input a delegate declined stays buffered after the connection's output drains",
+        arguments: Backend.all)
+    func declinedInputSurvivesDrain(_ backend: Backend) throws {
+        try backend.run { try Self.unconsumedInputSurvivesDrain($0) }
     }
 
     private static func queuesAndDrains<S: EventSelector>(_: S.Type) throws {

@@ -253,6 +253,81 @@ struct URingCompletionTests {
         }
     }
 
+    @Test("the first accept maps the provided buffers, every page resident before a connection")
+    func firstAcceptMakesThePoolResident() throws {
+        try Backend.uring.run { _ in
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            let selector = try URingSelector(receiveBufferCount: 8, receiveBufferSize: 16 << 10)
+            #expect(selector.receiveBufferPool.start == nil, "no pool before completion I/O")
+            let (listener, _) = try tcpListener(fds)
+            try selector.accept(listener, token: 1)
+            let pool = selector.receiveBufferPool
+            let start = try #require(pool.start, "the accept made no pool")
+            #expect(pool.count == 8 && pool.bufferSize == 16 << 10)
+            // mincore: one byte per page, bit 0 set where the page is resident. A pool faulted
+            // in as receives first touch it would show no resident page here.
+            let pages = pool.count * pool.bufferSize / 4096
+            var residency = [UInt8](repeating: 0, count: pages)
+            let result = residency.withUnsafeMutableBufferPointer {
+                mincore(UnsafeMutableRawPointer(mutating: start), pages * 4096, $0.baseAddress)
+            }
+            #expect(result == 0)
+            #expect(residency.allSatisfy { $0 & 1 == 1 }, "pages not resident: \(residency)")
+            selector.endIO(listener)
+        }
+    }
+
+    @Test("sends in flight, completed or orphaned by endIO, reuse their slots: the owners go")
+    func sendSlotsAreReusedAndReleaseOwners() throws {
+        try Backend.uring.run { _ in
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            let selector = try URingSelector(receiveBufferCount: 2, receiveBufferSize: 64)
+            final class Owner {}
+            weak var lastOwner: Owner?
+            var events = Events(capacity: 8)
+            let message = [UInt8](repeating: 0x61, count: 16)
+            for round in 0..<40 {
+                let (a, b) = try unixPair(fds)
+                // The owner alone keeps the bytes alive in real use; here they need only outlive
+                // the turns below.
+                let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+                defer { bytes.deallocate() }
+                bytes.copyBytes(from: message)
+                do {
+                    let owner = Owner()
+                    lastOwner = owner
+                    try selector.send(
+                        a, token: Token(rawValue: UInt64(round)),
+                        bytes: UnsafeRawBufferPointer(bytes), keepingAlive: owner)
+                }
+                if round % 2 == 0 {
+                    // Completed: the owner goes with the completion.
+                    var sent: Int32 = -1
+                    for _ in 0..<100 where sent < 0 {
+                        try selector.select(into: &events, timeout: .milliseconds(100))
+                        for completion in selector.completions where completion.operation == .send {
+                            sent = completion.result
+                        }
+                    }
+                    #expect(sent == 16)
+                } else {
+                    // Ended before its submission was reaped: the owner stays until the send's
+                    // completion, which is dropped.
+                    #expect(selector.endIO(a))
+                    #expect(lastOwner != nil, "an orphaned send's owner went before its completion")
+                    for _ in 0..<3 { try selector.select(into: &events, timeout: .milliseconds(5)) }
+                    #expect(selector.completions.isEmpty)
+                }
+                #expect(lastOwner == nil, "round \(round): the send's owner is still held")
+                selector.endIO(a)
+                fds.close(a)
+                fds.close(b)
+            }
+        }
+    }
+
     @Test("readiness backends refuse completion I/O with EOPNOTSUPP")
     func readinessBackendsRefuse() throws {
         try Backend.epoll.run { _ in

@@ -73,6 +73,31 @@ struct URingTests {
         }
     }
 
+    @Test("a completion window reads entries in place; what is not consumed stays, in order")
+    func completionWindow() throws {
+        try checkingDescriptorLeaks {
+            let ring = try makeRing(entries: 8)
+            try submitNops(ring, [7, 8, 9])
+            _ = try ring.enter(waitingFor: 3, timeout: .seconds(2))
+            let window = ring.pendingCompletions()
+            #expect(window.tail &- window.head == 3)
+            let first = window.completion(at: window.head)
+            #expect(first.userData == 7 && first.result == 0)
+            #expect(window.completion(at: window.head &+ 2).userData == 9)
+            // Consuming the first leaves the other two for the next window and for reaping.
+            ring.consumeCompletions(upTo: window.head &+ 1)
+            let next = ring.pendingCompletions()
+            #expect(next.head == window.head &+ 1 && next.tail == window.tail)
+            var rest: [UInt64] = []
+            try ring.reapCompletions { completion in
+                rest.append(completion.userData)
+                return true
+            }
+            #expect(rest == [8, 9])
+            #expect(!ring.hasCompletions)
+        }
+    }
+
     @Test("the kernel reports the operations the selector needs as supported")
     func probe() throws {
         try checkingDescriptorLeaks {
