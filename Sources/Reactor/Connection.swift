@@ -143,9 +143,18 @@ public final class Connection<Backend: EventSelector>: EventHandler {
         completes ? extras.map { !$0.output.isEmpty } ?? false : outputPending
     }
 
+    /// Why the connection ends, once known. The peer's end of file, the usual reason, is not
+    /// stored: `peerClosed` says it (both are set together and neither is ever unset), so a
+    /// connection that ends that way allocates no side object just to remember it.
     private var closeReason: CloseReason? {
-        get { extras?.closeReason }
-        set { extra.closeReason = newValue }
+        get { extras?.closeReason ?? (peerClosed ? .endOfFile : nil) }
+        set {
+            if newValue == .endOfFile && peerClosed {
+                extras?.closeReason = newValue
+            } else {
+                extra.closeReason = newValue
+            }
+        }
     }
 
     private var idleTimer: TimerID? {

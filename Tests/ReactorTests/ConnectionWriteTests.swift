@@ -124,6 +124,28 @@ struct ConnectionWriteTests {
         reactor.shutdown()
     }
 
+    private static func endOfFileHoldsNothing<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        let probe = WriteProbe<S>()
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+        try connection.start()
+        try clientEnd.close()
+        for _ in 0..<100 where probe.reason == nil {
+            try reactor.runOnce(timeout: .milliseconds(100))
+        }
+        #expect(probe.reason == .endOfFile)
+        #expect(!connection.holdsSideState, "ending at the peer's EOF allocated side state")
+        reactor.shutdown()
+    }
+
+    @Test(
+        "a connection the peer ends (EOF) closes with that reason and no side state",
+        arguments: Backend.all)
+    func endOfFileConnectionHoldsNothing(_ backend: Backend) throws {
+        try backend.run { try Self.endOfFileHoldsNothing($0) }
+    }
+
     @Test(
         "an idle connection holds no side state once its output drained",
         arguments: Backend.all)
