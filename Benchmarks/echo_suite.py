@@ -220,6 +220,24 @@ class Suite:
     # --- /proc -------------------------------------------------------------------------
 
     @staticmethod
+    def open_descriptors(pid):
+        """How many descriptors process `pid` holds."""
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    def await_closes(self, pid, baseline, timeout=60):
+        """Waits until `pid` holds no more descriptors than `baseline` (every connection of the
+        last load closed by the server, through its normal path), so that two measured loads
+        of the same connections do the same per-connection work (a connection still open when
+        a dump is taken or the server stops would close elsewhere, or not be counted)."""
+        deadline = time.monotonic() + timeout
+        while self.open_descriptors(pid) > baseline:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server {pid} still holds "
+                                   f"{self.open_descriptors(pid) - baseline} connections "
+                                   f"{timeout} s after the load ended")
+            time.sleep(0.05)
+
+    @staticmethod
     def cpu_ticks(pid):
         with open(f"/proc/{pid}/stat") as file:
             fields = file.read().rsplit(")", 1)[1].split()
@@ -352,7 +370,9 @@ class Suite:
                        f"--log-file={log_file}"]
         process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped(server))
         try:
+            baseline = self.open_descriptors(process.pid)
             result = self.run_load(port, connections, size, 1, ["--count", echoes])
+            self.await_closes(process.pid, baseline)
         finally:
             self.stop_server(process, timeout=120)
         if result["errors"]:
@@ -376,11 +396,13 @@ class Suite:
         process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped(server))
         figures = []
         try:
+            baseline = self.open_descriptors(process.pid)
             for index, count in enumerate([echoes[0], *echoes], start=1):
                 result = self.run_load(port, connections, size, 1, ["--count", count])
                 if result["errors"]:
                     raise RuntimeError(f"{server} under callgrind: {result['errors']} "
                                        "connection errors")
+                self.await_closes(process.pid, baseline)
                 subprocess.run(["callgrind_control", "-d", str(process.pid)],
                                capture_output=True, timeout=120, check=True)
                 if index > 1:
