@@ -163,13 +163,13 @@ private func startAsyncEcho<Backend: EventSelector>(
     }
 }
 
-/// Echoes `connection` until EOF or an error, then closes it. `read()` waits holding no buffer
-/// and returns an array of the size read, so an idle connection costs no read buffer; the one
-/// allocation per message is that array.
+/// Echoes `connection` until EOF or an error, then closes it. The lent read waits holding no
+/// buffer, so an idle connection costs no read buffer, and the bytes stay in the buffer the
+/// reactor lends until they are written: no allocation per message.
 private func echo<Backend>(_ connection: AsyncConnection<Backend>) async {
-    while let chunk = try? await connection.read(), !chunk.isEmpty {
+    while let bytes = try? await connection.readLent(), !bytes.isEmpty {
         do {
-            try await connection.write(chunk)
+            try await connection.write(bytes)
         } catch {
             break
         }

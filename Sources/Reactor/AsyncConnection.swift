@@ -132,6 +132,46 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         return try await readHopping(maxBytes: maxBytes)
     }
 
+    /// Reads what is available, up to `maxBytes` (at least 1; at most 64 KiB per call), waiting
+    /// for data if none is, into a buffer the reactor lends; `LentBytes` holds the buffer until
+    /// it ends, then gives it back (empty at end of file). The wait holds no buffer, and on the
+    /// reactor's executor given-back buffers serve the next reads, so in steady state the call
+    /// allocates nothing. Called from another executor, the read hops to the reactor and the
+    /// call allocates the buffer.
+    ///
+    /// An echo that allocates nothing per message and holds no buffer while idle:
+    ///
+    ///     while let bytes = try await connection.readLent(), !bytes.isEmpty {
+    ///         try await connection.write(bytes)
+    ///     }
+    public nonisolated(nonsending) func readLent(maxBytes: Int = 64 << 10) async throws
+        -> LentBytes
+    {
+        let maxBytes = min(max(1, maxBytes), LoopContext.readSize)
+        if isOnLoop {
+            let lent = try await core.io.readLent(maxBytes: maxBytes)
+            return LentBytes(lent, owner: core.io)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maxBytes, alignment: 16)
+        do {
+            let count = try await readHopping(into: buffer)
+            return LentBytes(UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]), owner: nil)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
+    /// How many given-back lent buffers the reactor keeps for the next `readLent` (for tests;
+    /// on the reactor's thread only).
+    var spareLentBuffers: Int { core.io.spareLentBuffers }
+
+    /// Writes all of `bytes` (see `write(_:)` for a buffer), waiting while the kernel's buffer
+    /// is full.
+    public nonisolated(nonsending) func write(_ bytes: borrowing LentBytes) async throws {
+        try await write(bytes.bytes)
+    }
+
     /// Writes all of `bytes`, waiting while the kernel's buffer is full.
     public nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
         if isOnLoop { return try await core.io.write(bytes[...]) }
@@ -366,5 +406,34 @@ extension Reactor.Handle {
                 continuation.resume()
             }
         }
+    }
+}
+
+/// Bytes an `AsyncConnection.readLent(maxBytes:)` read into a buffer the reactor lent: valid
+/// while this value lives, which gives the buffer back when it ends (to the reactor for the
+/// next read on its thread, freed on any other). Not copyable, so the bytes cannot outlive it.
+public struct LentBytes: ~Copyable, @unchecked Sendable {
+    // Sendable: the buffer is this value's alone while it lives; `owner` takes it back on
+    // any thread (`AsyncStreamIO.giveBack` checks which).
+    /// The bytes read; valid until this value ends.
+    public let bytes: UnsafeRawBufferPointer
+    /// Takes the buffer back; nil when the buffer was allocated for this value alone.
+    private let owner: AsyncStreamIO?
+
+    init(_ lent: UnsafeMutableRawBufferPointer, owner: AsyncStreamIO?) {
+        bytes = UnsafeRawBufferPointer(lent)
+        self.owner = owner
+    }
+
+    /// How many bytes were read.
+    public var count: Int { bytes.count }
+
+    /// True at end of file.
+    public var isEmpty: Bool { bytes.isEmpty }
+
+    deinit {
+        guard let base = bytes.baseAddress else { return }
+        let buffer = UnsafeMutableRawPointer(mutating: base)
+        if let owner { owner.giveBack(buffer) } else { buffer.deallocate() }
     }
 }

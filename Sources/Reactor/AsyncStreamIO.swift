@@ -136,6 +136,24 @@ final class AsyncStreamIO: @unchecked Sendable {
         }
     }
 
+    /// Reads what is available, up to `maxBytes` (at least 1), into a buffer the loop lends,
+    /// waiting for data if none is; the buffer, its count the bytes read (0 at end of file).
+    /// It waits holding no buffer; the caller gives the buffer back (`giveBack`), and the loop
+    /// keeps it for the next read (`ReadScratch.lend`), so in steady state this allocates
+    /// nothing.
+    @inline(__always)
+    nonisolated(nonsending) func readLent(maxBytes: Int) async throws
+        -> UnsafeMutableRawBufferPointer
+    {
+        if let lent = try readNow(lending: maxBytes) { return lent }
+        begin(.read)
+        defer { reading.busy = false }
+        while true {
+            try await wait(.read)
+            if let lent = try readReady(lending: maxBytes) { return lent }
+        }
+    }
+
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. EBADF once closed,
     /// EALREADY while another write is in progress, `CancellationError` if the task is
     /// cancelled while it waits (an unknown prefix may have been sent then).
@@ -188,6 +206,13 @@ final class AsyncStreamIO: @unchecked Sendable {
         return try readReady(maxBytes: maxBytes)
     }
 
+    /// A call's first attempt: checks that it may start (`checkIdle`), then `readReady`.
+    @inline(never)
+    private func readNow(lending maxBytes: Int) throws(Errno) -> UnsafeMutableRawBufferPointer? {
+        try checkIdle(.read)
+        return try readReady(lending: maxBytes)
+    }
+
     /// A call's first attempt: checks that it may start (`checkIdle`), then `writeReady`.
     @inline(never)
     private func writeNow(_ bytes: UnsafeRawBufferPointer, from offset: inout Int) throws(Errno)
@@ -231,6 +256,40 @@ final class AsyncStreamIO: @unchecked Sendable {
         // Filled and copied out before anything else runs on this thread.
         guard let count = try receive(into: room) else { return nil }
         return Array(UnsafeRawBufferPointer(rebasing: room[..<count]))
+    }
+
+    /// `readReady` into a buffer the loop lends (given back at once if nothing was read): the
+    /// buffer, its count the bytes read (0 at end of file), or nil if the caller has to wait.
+    @inline(never)
+    private func readReady(lending maxBytes: Int) throws(Errno) -> UnsafeMutableRawBufferPointer? {
+        guard reading.ready else { return nil }
+        // Set when the socket is registered, which every connection handed out has been.
+        guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
+        let buffer = scratch.lend()
+        let read = Result { () throws(Errno) -> Int? in
+            try receive(
+                into: UnsafeMutableRawBufferPointer(
+                    start: buffer, count: min(maxBytes, scratch.byteCount)))
+        }
+        guard case .success(let count?) = read else {
+            scratch.giveBack(buffer)
+            _ = try read.get()
+            return nil
+        }
+        return UnsafeMutableRawBufferPointer(start: buffer, count: count)
+    }
+
+    /// How many given-back buffers the loop keeps for later `readLent`s (tests).
+    var spareLentBuffers: Int {
+        assert(isOnLoop, "lent buffers counted off the reactor's thread")
+        return scratch?.spareCount ?? 0
+    }
+
+    /// Takes back a buffer from `readLent`: to the loop's spares on its thread; freed on any
+    /// other (the bytes moved to another executor, or the reactor is gone).
+    func giveBack(_ buffer: UnsafeMutableRawPointer) {
+        if isOnLoop, let scratch { return scratch.giveBack(buffer) }
+        buffer.deallocate()
     }
 
     /// Sends `bytes[offset...]` if the socket may be writable: true once all is sent, false

@@ -632,19 +632,52 @@ struct SpareExtras {
 }
 
 /// A read buffer that code on one loop's thread fills and consumes synchronously (never across
-/// a suspension or a callback), so that one buffer serves every connection of the loop.
+/// a suspension or a callback), so that one buffer serves every connection of the loop; and
+/// the loop's buffers of the same size lent to async reads whose caller holds the bytes across
+/// suspensions (`AsyncConnection.read(maxBytes:lending:)`), kept for the next such read once
+/// given back, so that in steady state lending allocates nothing.
+// Invariant: `lend` and `giveBack` run only on the loop's thread (their callers check it), so
+// the spare stack needs no lock.
 final class ReadScratch {
     /// The memory (16-byte aligned).
     let base: UnsafeMutableRawPointer
     /// Its size in bytes.
     let byteCount: Int
+    /// How many given-back buffers are kept for later reads; more are freed. A buffer is lent
+    /// only from a read's arrival to the end of its caller's use of the bytes, so this bounds
+    /// the memory kept, not the number of reads lending at once.
+    static var maxSpares: Int { 8 }
+    /// Buffers given back, `spareCount` of them, for the next reads.
+    private let spares: UnsafeMutablePointer<UnsafeMutableRawPointer> = .allocate(
+        capacity: ReadScratch.maxSpares)
+    /// How many of `spares` hold a buffer.
+    private(set) var spareCount = 0
 
     init(byteCount: Int) {
         self.byteCount = byteCount
         base = .allocate(byteCount: byteCount, alignment: 16)
     }
 
-    deinit { base.deallocate() }
+    /// A buffer of `byteCount` bytes for the caller to fill and hold until `giveBack`: a spare
+    /// one, or a new one when none is.
+    func lend() -> UnsafeMutableRawPointer {
+        guard spareCount > 0 else { return .allocate(byteCount: byteCount, alignment: 16) }
+        spareCount -= 1
+        return spares[spareCount]
+    }
+
+    /// Takes back a buffer from `lend`: kept for the next one, or freed if enough are kept.
+    func giveBack(_ buffer: UnsafeMutableRawPointer) {
+        guard spareCount < Self.maxSpares else { return buffer.deallocate() }
+        spares[spareCount] = buffer
+        spareCount += 1
+    }
+
+    deinit {
+        for index in 0..<spareCount { spares[index].deallocate() }
+        spares.deallocate()
+        base.deallocate()
+    }
 }
 
 /// The requests a loop answers at the end of each turn, raised from any thread, in one word
