@@ -220,20 +220,38 @@ class Suite:
     # --- /proc -------------------------------------------------------------------------
 
     @staticmethod
-    def open_descriptors(pid):
-        """How many descriptors process `pid` holds."""
-        return len(os.listdir(f"/proc/{pid}/fd"))
+    def socket_inodes(pid):
+        """The inodes of the sockets process `pid` holds, but Unix-domain ones (wakers)."""
+        unix = set()
+        try:
+            for line in open("/proc/net/unix").read().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 6:
+                    unix.add(fields[6])
+        except OSError:
+            pass
+        inodes = set()
+        directory = f"/proc/{pid}/fd"
+        for name in os.listdir(directory):
+            try:
+                link = os.readlink(f"{directory}/{name}")
+            except OSError:
+                continue  # closed meanwhile
+            if link.startswith("socket:[") and link[8:-1] not in unix:
+                inodes.add(link[8:-1])
+        return inodes
 
-    def await_closes(self, pid, baseline, timeout=60):
-        """Waits until `pid` holds no more descriptors than `baseline` (every connection of the
-        last load closed by the server, through its normal path), so that two measured loads
-        of the same connections do the same per-connection work (a connection still open when
-        a dump is taken or the server stops would close elsewhere, or not be counted)."""
+    def await_closes(self, pid, before, timeout=60):
+        """Waits until the server `pid` holds no socket but those it held before the load
+        (`before`, from `socket_inodes`): every connection of the load closed by the server
+        through its normal path, so that two measured loads of the same connections do the
+        same per-connection work. (A connection still open when a dump is taken or the server
+        stops would close elsewhere, or not be counted. The kernel forgets a connection reset
+        by the peer before the server reads the reset, so /proc/net/tcp cannot tell.)"""
         deadline = time.monotonic() + timeout
-        while self.open_descriptors(pid) > baseline:
+        while held := len(self.socket_inodes(pid) - before):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server {pid} still holds "
-                                   f"{self.open_descriptors(pid) - baseline} connections "
+                raise RuntimeError(f"server {pid} still holds {held} connections "
                                    f"{timeout} s after the load ended")
             time.sleep(0.05)
 
@@ -370,9 +388,9 @@ class Suite:
                        f"--log-file={log_file}"]
         process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped(server))
         try:
-            baseline = self.open_descriptors(process.pid)
+            before = self.socket_inodes(process.pid)
             result = self.run_load(port, connections, size, 1, ["--count", echoes])
-            self.await_closes(process.pid, baseline)
+            self.await_closes(process.pid, before)
         finally:
             self.stop_server(process, timeout=120)
         if result["errors"]:
@@ -396,13 +414,13 @@ class Suite:
         process, port = self.start_server(server, wrapper=wrapper, binaries=self.stripped(server))
         figures = []
         try:
-            baseline = self.open_descriptors(process.pid)
+            before = self.socket_inodes(process.pid)
             for index, count in enumerate([echoes[0], *echoes], start=1):
                 result = self.run_load(port, connections, size, 1, ["--count", count])
                 if result["errors"]:
                     raise RuntimeError(f"{server} under callgrind: {result['errors']} "
                                        "connection errors")
-                self.await_closes(process.pid, baseline)
+                self.await_closes(process.pid, before)
                 subprocess.run(["callgrind_control", "-d", str(process.pid)],
                                capture_output=True, timeout=120, check=True)
                 if index > 1:
