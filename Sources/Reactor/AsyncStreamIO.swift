@@ -266,17 +266,18 @@ final class AsyncStreamIO: @unchecked Sendable {
         // Set when the socket is registered, which every connection handed out has been.
         guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
         let buffer = scratch.lend()
-        let read = Result { () throws(Errno) -> Int? in
-            try receive(
-                into: UnsafeMutableRawBufferPointer(
-                    start: buffer, count: min(maxBytes, scratch.byteCount)))
-        }
-        guard case .success(let count?) = read else {
+        let room = UnsafeMutableRawBufferPointer(
+            start: buffer, count: min(maxBytes, scratch.byteCount))
+        do {
+            if let count = try receive(into: room) {
+                return UnsafeMutableRawBufferPointer(start: buffer, count: count)
+            }
+        } catch {
             scratch.giveBack(buffer)
-            _ = try read.get()
-            return nil
+            throw error
         }
-        return UnsafeMutableRawBufferPointer(start: buffer, count: count)
+        scratch.giveBack(buffer)
+        return nil
     }
 
     /// How many given-back buffers the loop keeps for later `readLent`s (tests).

@@ -634,7 +634,7 @@ struct SpareExtras {
 /// A read buffer that code on one loop's thread fills and consumes synchronously (never across
 /// a suspension or a callback), so that one buffer serves every connection of the loop; and
 /// the loop's buffers of the same size lent to async reads whose caller holds the bytes across
-/// suspensions (`AsyncConnection.read(maxBytes:lending:)`), kept for the next such read once
+/// suspensions (`AsyncConnection.readLent(maxBytes:)`), kept for the next such read once
 /// given back, so that in steady state lending allocates nothing.
 // Invariant: `lend` and `giveBack` run only on the loop's thread (their callers check it), so
 // the spare stack needs no lock.
