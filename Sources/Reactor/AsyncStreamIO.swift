@@ -447,18 +447,39 @@ final class AsyncStreamIO: @unchecked Sendable {
             writing.generation &+= 1
             generation = writing.generation
         }
-        // The form without an isolation parameter: it runs `operation` where it is called
-        // and hops nowhere, where the isolated form switches executors on entry and on return
-        // (each switch a lookup of the task's executor preference under the task's status
-        // lock). `install` checks that it runs on the reactor's thread.
-        let wake = await _unsafeInheritExecutor_withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                install(continuation, direction)
+        let wake: Wake
+        let caller = #isolation
+        if let caller {
+            // An actor living on the loop (its executor the loop's serial executor): the
+            // continuation is installed and resumed isolated to it, so on the loop's thread
+            // (the inheriting form below would run `operation` on the generic executor, which
+            // for a task with no executor preference is not the loop).
+            wake = await withTaskCancellationHandler(
+                operation: {
+                    await withUnsafeContinuation(isolation: caller) {
+                        (continuation: UnsafeContinuation<Wake, Never>) in
+                        install(continuation, direction)
+                    }
+                },
+                onCancel: { [self] in
+                    _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
+                }, isolation: caller)
+        } else {
+            // Not isolated: on the loop only as a task that prefers the loop's executor, where
+            // the generic executor is the loop. The form without an isolation parameter runs
+            // `operation` where it is called and hops nowhere, where the isolated form switches
+            // executors on entry and on return (each switch a lookup of the task's executor
+            // preference under the task's status lock). `install` checks that it runs on the
+            // reactor's thread.
+            wake = await _unsafeInheritExecutor_withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
+                    install(continuation, direction)
+                }
+            } onCancel: { [self] in
+                // Any thread: the wait is ended on the loop. If the reactor is gone, its
+                // shutdown has resumed (or will resume) the waiter with `.closed`.
+                _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
             }
-        } onCancel: { [self] in
-            // Any thread: the wait is ended on the loop. If the reactor is gone, its shutdown
-            // has resumed (or will resume) the waiter with `.closed`.
-            _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
         }
         try woken(wake)
     }

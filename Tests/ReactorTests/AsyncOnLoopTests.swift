@@ -107,6 +107,35 @@ struct AsyncOnLoopTests {
         }
     }
 
+    @Test("an actor on the loop whose read and write wait resumes on the loop's thread")
+    func actorWaitsOnTheLoop() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            let session = LoopSession(loop: handle)
+            let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
+            // A task with no executor preference: only the actor puts the code on the loop.
+            let waiting = Task { try await session.exchangeWaiting(right, reply: 1 << 21) }
+            // The read found nothing and is waiting; then the bytes come. The reply is larger
+            // than the socket pair's buffers, so its write waits until this side reads.
+            await Task(executorPreference: handle) {}.value
+            try await left.write(Array("late".utf8))
+            var received = 0
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while received < 1 << 21 { received += try await left.read(into: &buffer) }
+            let (bytes, threads) = try await waiting.value
+            #expect(bytes == Array("late".utf8))
+            #expect(threads == [loopThread, loopThread, loopThread])
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
     @Test("after end of file, every read on the reactor's executor returns 0 at once")
     func endOfFileIsSticky() async throws {
         try await Backend.epoll.runAsync { _ in
@@ -168,6 +197,21 @@ actor LoopSession {
     }
 
     func bump() { bumps += 1 }
+
+    /// Reads from `connection`, waiting for bytes, then writes `reply` bytes (waiting while
+    /// the peer is behind); returns what it read and the threads the actor ran on before the
+    /// read, after it and after the write.
+    func exchangeWaiting(_ connection: AsyncConnection<EpollSelector>, reply: Int) async throws
+        -> ([UInt8], [UInt])
+    {
+        var threads = [OSThread.currentID]
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try await connection.read(into: &buffer)
+        threads.append(OSThread.currentID)
+        try await connection.write([UInt8](repeating: 7, count: reply))
+        threads.append(OSThread.currentID)
+        return (Array(buffer[..<count]), threads)
+    }
 
     /// Reads what `connection` has (it must have bytes waiting) and writes it back; returns
     /// the bytes and how many other loop jobs ran meanwhile (one is queued first, so any
