@@ -406,6 +406,8 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     /// Closes the socket and tells the delegate (once).
     public func deregistered(reactor: Reactor<Backend>) {
+        // Taken first: the delegate may end other connections, which pass theirs the same way.
+        let reason = closeReason ?? context.closingReason.take() ?? .aborted
         if let extras {
             if let timer = extras.idleTimer { reactor.cancel(timer) }
             if let timer = extras.writeTimer { reactor.cancel(timer) }
@@ -415,13 +417,14 @@ public final class Connection<Backend: EventSelector>: EventHandler {
             // until it completes, and `extras` frees the chunks then.
             if !extras.output.sending { extras.output.removeAll() }
         }
+        if completes { context.trimSpareExtras(toAtMost: context.handlers.count) }
         receiving = false
         outputPending = false
         state = .closed
         try? socket.close()
         extras?.input = []
         hasBufferedInput = false
-        delegate.connectionDidClose(self, reason: closeReason ?? .aborted)
+        delegate.connectionDidClose(self, reason: reason)
     }
 
     // MARK: Internals
@@ -431,14 +434,22 @@ public final class Connection<Backend: EventSelector>: EventHandler {
 
     private func finish(_ reason: CloseReason) {
         guard state != .closed else { return }
-        if closeReason == nil { closeReason = reason }
         if state == .idle {
             state = .closed
             try? socket.close()
             delegate.connectionDidClose(self, reason: reason)
             return
         }
+        if closeReason != nil {
+            reactor.deregister(token)
+            return
+        }
+        // Handed to `deregistered`, which `deregister` calls before it returns, through the
+        // loop rather than stored here: a connection ending by an error (a reset) or a timeout
+        // allocates no side object just to say why.
+        context.closingReason = reason
         reactor.deregister(token)
+        context.closingReason = nil
     }
 
     /// Reads until the socket would block (or reading stops). The first read is straight-line

@@ -438,6 +438,9 @@ public final class Reactor<Backend: EventSelector> {
     var nextTimerDeadline: UInt64 = .max
     /// True while `runOnce` runs (it may not be re-entered from a handler).
     var inTurn = false
+    /// Why the connection being deregistered now ends, while its `finish` deregisters it
+    /// (its `deregistered` takes it), so that the reason needs no storage in the connection.
+    var closingReason: CloseReason?
     /// What other threads (and `stop()`) ask of the loop: tasks pending, stop requested.
     let signals = LoopSignals()
     /// The batch of queued jobs being run (its storage reused from turn to turn).
@@ -551,6 +554,19 @@ public final class Reactor<Backend: EventSelector> {
         }
         (spares.pointee.items + count).initialize(to: extras)
         spares.pointee.count = count + 1
+    }
+
+    /// Frees the spares beyond `limit`. Called as connections end, with the number still
+    /// registered: a burst's spares then shrink back to what the live connections could use
+    /// at once, instead of staying at the burst's peak.
+    func trimSpareExtras(toAtMost limit: Int) {
+        var count = spares.pointee.count
+        guard count > limit else { return }
+        while count > max(0, limit) {
+            count -= 1
+            (spares.pointee.items + count).deinitialize(count: 1)
+        }
+        spares.pointee.count = count
     }
 
     init(

@@ -109,6 +109,39 @@ struct ConnectionWriteTests {
         try Backend.uring.run { try Self.sendStateIsShared($0) }
     }
 
+    private static func sparesShrink<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        var connections: [Connection<S>] = []
+        var peers: [UnixStream] = []
+        for _ in 0..<20 {
+            let (server, client) = try UnixStream.pair()
+            let connection = Connection(
+                socket: server, reactor: reactor, delegate: WriteProbe<S>())
+            try connection.start()
+            connections.append(connection)
+            peers.append(client)
+        }
+        // Twenty sends in flight at once, each with its own send state; drained, all
+        // twenty go back to the loop.
+        for connection in connections { connection.write("burst") }
+        for _ in 0..<100 where connections.contains(where: { $0.pendingOutputBytes > 0 }) {
+            try reactor.runOnce(timeout: .milliseconds(100))
+        }
+        #expect(reactor.context.spareExtrasCount == 20)
+        // As connections end, the spares shrink to what the live ones could use at once.
+        for connection in connections.dropFirst(5) { connection.close() }
+        #expect(reactor.context.spareExtrasCount <= 5)
+        for connection in connections.prefix(5) { connection.close() }
+        #expect(reactor.context.spareExtrasCount == 0)
+        for peer in peers { try peer.close() }
+        reactor.shutdown()
+    }
+
+    @Test("on completions, the spare send states shrink as connections end")
+    func spareSendStatesShrink() throws {
+        try Backend.uring.run { try Self.sparesShrink($0) }
+    }
+
     private static func idleHoldsNothing<S: EventSelector>(_: S.Type) throws {
         let reactor = try Reactor<S>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
@@ -144,6 +177,30 @@ struct ConnectionWriteTests {
         arguments: Backend.all)
     func endOfFileConnectionHoldsNothing(_ backend: Backend) throws {
         try backend.run { try Self.endOfFileHoldsNothing($0) }
+    }
+
+    private static func resetHoldsNothing<S: EventSelector>(_: S.Type) throws {
+        let reactor = try Reactor<S>()
+        let (serverEnd, clientEnd) = try UnixStream.pair()
+        // Bytes the peer never reads: its close then resets the connection (ECONNRESET).
+        _ = try serverEnd.write([1, 2, 3])
+        let probe = WriteProbe<S>()
+        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
+        try connection.start()
+        try clientEnd.close()
+        for _ in 0..<100 where probe.reason == nil {
+            try reactor.runOnce(timeout: .milliseconds(100))
+        }
+        #expect(probe.reason == .error(.ECONNRESET))
+        #expect(!connection.holdsSideState, "ending by an error allocated side state")
+        reactor.shutdown()
+    }
+
+    @Test(
+        "a connection the peer resets closes with the error and no side state",
+        arguments: Backend.all)
+    func resetConnectionHoldsNothing(_ backend: Backend) throws {
+        try backend.run { try Self.resetHoldsNothing($0) }
     }
 
     @Test(
