@@ -39,6 +39,10 @@ final class AsyncStreamIO: @unchecked Sendable {
         var busy = false
         /// Names the current wait, so that a late cancellation never reaches a later one.
         var generation: UInt32 = 0
+        /// The current wait was cancelled before its waiter was installed (an actor's wait
+        /// hops between the cancellation handler's registration and the install, so the
+        /// cancellation can run in between): the install then ends it at once.
+        var cancelled = false
         /// The waiting task.
         var waiter: UnsafeContinuation<Wake, Never>?
     }
@@ -350,10 +354,12 @@ final class AsyncStreamIO: @unchecked Sendable {
         switch direction {
         case .read:
             guard reading.generation == generation else { return }
-            reading.waiter.take()?.resume(returning: .cancelled)
+            guard let waiter = reading.waiter.take() else { return reading.cancelled = true }
+            waiter.resume(returning: .cancelled)
         case .write:
             guard writing.generation == generation else { return }
-            writing.waiter.take()?.resume(returning: .cancelled)
+            guard let waiter = writing.waiter.take() else { return writing.cancelled = true }
+            waiter.resume(returning: .cancelled)
         }
     }
 
@@ -442,9 +448,11 @@ final class AsyncStreamIO: @unchecked Sendable {
         switch direction {
         case .read:
             reading.generation &+= 1
+            reading.cancelled = false
             generation = reading.generation
         case .write:
             writing.generation &+= 1
+            writing.cancelled = false
             generation = writing.generation
         }
         let wake: Wake
@@ -502,10 +510,12 @@ final class AsyncStreamIO: @unchecked Sendable {
         if closed { return continuation.resume(returning: .closed) }
         switch direction {
         case .read:
+            if reading.cancelled { return continuation.resume(returning: .cancelled) }
             if reading.ready { return continuation.resume(returning: .ready) }
             assert(reading.waiter == nil, "two reads waiting at once")
             reading.waiter = continuation
         case .write:
+            if writing.cancelled { return continuation.resume(returning: .cancelled) }
             if writing.ready { return continuation.resume(returning: .ready) }
             assert(writing.waiter == nil, "two writes waiting at once")
             writing.waiter = continuation

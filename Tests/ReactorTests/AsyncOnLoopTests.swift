@@ -136,6 +136,41 @@ struct AsyncOnLoopTests {
         }
     }
 
+    // A wait its cancellation misses would hang: the limit makes that a failure.
+    @Test(
+        "an actor on the loop whose read is cancelled gets CancellationError, then reads on",
+        .timeLimit(.minutes(1)))
+    func actorWaitCancelled() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let (a, b) = try UnixStream.pair()
+            let left = try await AsyncConnection(wrapping: a, on: handle)
+            let right = try await AsyncConnection(wrapping: b, on: handle)
+            let session = LoopSession(loop: handle)
+            // Cancelled before the read: its wait ends at once (the cancellation handler runs
+            // before the waiter is installed).
+            await #expect(throws: CancellationError.self) {
+                _ = try await Task { try await session.readCancelledFirst(right) }.value
+            }
+            // Cancelled while it starts or waits.
+            let waiting = Task { try await session.readWaiting(right) }
+            await Task(executorPreference: handle) {}.value
+            waiting.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+            // Nothing was consumed and the connection reads on, on the loop's thread.
+            let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
+            try await left.write(Array("after".utf8))
+            let (bytes, threads) = try await Task { try await session.readWaiting(right) }.value
+            #expect(bytes == Array("after".utf8))
+            #expect(threads == [loopThread, loopThread])
+            await left.close()
+            await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
     @Test("after end of file, every read on the reactor's executor returns 0 at once")
     func endOfFileIsSticky() async throws {
         try await Backend.epoll.runAsync { _ in
@@ -211,6 +246,24 @@ actor LoopSession {
         try await connection.write([UInt8](repeating: 7, count: reply))
         threads.append(OSThread.currentID)
         return (Array(buffer[..<count]), threads)
+    }
+
+    /// Reads from `connection`, waiting for bytes; returns them and the threads the actor ran
+    /// on before and after the read.
+    func readWaiting(_ connection: AsyncConnection<EpollSelector>) async throws -> (
+        [UInt8], [UInt]
+    ) {
+        let before = OSThread.currentID
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try await connection.read(into: &buffer)
+        return (Array(buffer[..<count]), [before, OSThread.currentID])
+    }
+
+    /// Cancels the calling task, then reads from `connection` (which has nothing to read).
+    func readCancelledFirst(_ connection: AsyncConnection<EpollSelector>) async throws -> Int {
+        withUnsafeCurrentTask { $0?.cancel() }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        return try await connection.read(into: &buffer)
     }
 
     /// Reads what `connection` has (it must have bytes waiting) and writes it back; returns
