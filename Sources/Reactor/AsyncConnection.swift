@@ -1,5 +1,6 @@
 import Net
 import Selector
+import Synchronization
 import SysCalls
 
 /// async/await reads and writes over a TCP or Unix stream on a reactor: no thread per
@@ -207,32 +208,51 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     private nonisolated(nonsending) func readHopping(into buffer: UnsafeMutableRawBufferPointer)
         async throws -> Int
     {
-        try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
+        noteHop()
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: buffer) }
     }
 
     @inline(never)
     private nonisolated(nonsending) func readHopping(into bytes: inout [UInt8]) async throws
         -> Int
     {
-        try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
+        noteHop()
+        return try await withTaskExecutorPreference(handle) { try await readOnLoop(into: &bytes) }
     }
 
     @inline(never)
     private nonisolated(nonsending) func readHopping(maxBytes: Int) async throws -> [UInt8] {
-        try await withTaskExecutorPreference(handle) { try await readOnLoop(maxBytes: maxBytes) }
+        noteHop()
+        return try await withTaskExecutorPreference(handle) {
+            try await readOnLoop(maxBytes: maxBytes)
+        }
     }
 
     @inline(never)
     private nonisolated(nonsending) func writeHopping(_ bytes: UnsafeRawBufferPointer)
         async throws
     {
+        noteHop()
         try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
     }
 
     @inline(never)
     private nonisolated(nonsending) func writeHopping(_ bytes: ArraySlice<UInt8>) async throws {
+        noteHop()
         try await withTaskExecutorPreference(handle) { try await writeOnLoop(bytes) }
     }
+
+    @inline(__always)
+    private func noteHop() {
+        #if DEBUG
+        core.hops.add(1, ordering: .relaxed)
+        #endif
+    }
+
+    #if DEBUG
+    /// How many calls ran off the reactor's thread and hopped to it (for tests).
+    var hoppedCalls: Int { core.hops.load(ordering: .relaxed) }
+    #endif
 
     @concurrent private func readOnLoop(into buffer: UnsafeMutableRawBufferPointer)
         async throws -> Int
@@ -349,7 +369,7 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
     }
 
     /// The next connection, or nil once the listener is closed.
-    func next() async throws -> AsyncConnection<Backend>? {
+    nonisolated(nonsending) func next() async throws -> AsyncConnection<Backend>? {
         let core = self.core
         let stream = try await handle.waiting { reactor, continuation, call in
             core.accept(call: call, continuation, reactor: reactor)

@@ -35,6 +35,11 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     private var connecting = false
     private var token: Token?
     private var closed = false
+    #if DEBUG
+    /// Calls that ran off the reactor's thread and hopped to it (tests check that code living
+    /// on the loop never does).
+    let hops = Atomic<Int>(0)
+    #endif
 
     /// A core for `socket`, to be served by the reactor behind `handle`.
     init(socket: any StreamSocket, handle: Reactor<Backend>.Handle) {

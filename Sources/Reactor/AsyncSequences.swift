@@ -34,8 +34,20 @@ extension AsyncConnection {
             var ended = false
 
             /// The next chunk (waiting for one), or nil at end of file. A cancelled wait throws
-            /// `CancellationError` and consumes nothing.
-            public mutating func next() async throws -> [UInt8]? {
+            /// `CancellationError` and consumes nothing. Runs on the caller's executor (an actor
+            /// living on the loop reads inline, as with `read`).
+            public nonisolated(nonsending) mutating func next() async throws -> [UInt8]? {
+                try await nextChunk()
+            }
+
+            /// `next()`, as `for try await` calls it: on the caller's isolation.
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws
+                -> [UInt8]?
+            {
+                try await nextChunk()
+            }
+
+            private nonisolated(nonsending) mutating func nextChunk() async throws -> [UInt8]? {
                 if ended { return nil }
                 let chunk = try await connection.read(maxBytes: maxChunk)
                 if chunk.isEmpty {
@@ -83,7 +95,16 @@ extension AsyncListener {
             let listener: AsyncListener
 
             /// The next connection (waiting for one), or nil once the listener is closed.
-            public mutating func next() async throws -> AsyncConnection<Backend>? {
+            public nonisolated(nonsending) mutating func next() async throws
+                -> AsyncConnection<Backend>?
+            {
+                try await listener.next()
+            }
+
+            /// `next()`, as `for try await` calls it: on the caller's isolation.
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws
+                -> AsyncConnection<Backend>?
+            {
                 try await listener.next()
             }
         }

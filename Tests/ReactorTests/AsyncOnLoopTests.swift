@@ -1,10 +1,11 @@
 import Net
-import Reactor
 import Selector
 import Synchronization
 import SysCalls
 import TestSupport
 import Testing
+
+@testable import Reactor
 
 /// What tasks on a reactor's executor did, in the order they did it.
 final class EventLog: Sendable {
@@ -102,6 +103,33 @@ struct AsyncOnLoopTests {
             #expect(Array(buffer[..<count]) == Array("ping".utf8))
             await left.close()
             await right.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+
+    @Test("an actor on the loop takes ready inbound bytes inline, without a hop")
+    func actorSequencesDoNotHop() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let listener = try await AsyncListener.bind(
+                SocketAddress(parsing: "127.0.0.1:0"), on: handle)
+            let client = try await AsyncConnection.connect(
+                to: listener.localAddress, on: handle, timeout: .seconds(5))
+            try await client.write(Array("ping".utf8))
+            try await client.shutdownOutput()
+            let session = LoopSession(loop: handle)
+            // The connection's bytes and end of file are in the kernel: `next` has nothing to wait for, so it
+            // reads inline, and no call of the accepted connection hops to the loop.
+            let (chunk, otherJobsRan, hops) = try await Task {
+                try await session.acceptAndReadOnce(listener)
+            }.value
+            #expect(chunk == Array("ping".utf8))
+            #expect(otherJobsRan == 0, "the actor's next() suspended")
+            #expect(hops == 0, "the actor's next() ran off the loop and hopped back")
+            await client.close()
+            await listener.close()
             loop.stop()
             try loop.join()
         }
@@ -264,6 +292,30 @@ actor LoopSession {
         withUnsafeCurrentTask { $0?.cancel() }
         var buffer = [UInt8](repeating: 0, count: 64)
         return try await connection.read(into: &buffer)
+    }
+
+    /// Accepts a connection from `listener.connections` (an accept goes through the loop's
+    /// queue), then takes one chunk of its `inbound` with `next()` and the rest (the peer has
+    /// shut down) with `for try await` (all must be ready); returns the chunk (nil if more
+    /// followed it), how
+    /// many other loop jobs ran while the actor took it, and how many of the accepted
+    /// connection's calls hopped to the loop.
+    func acceptAndReadOnce(_ listener: AsyncListener<EpollSelector>) async throws -> (
+        [UInt8]?, Int, Int
+    ) {
+        var connections = listener.connections.makeAsyncIterator()
+        guard let connection = try await connections.next() else { return (nil, 0, 0) }
+        var inbound = connection.inbound.makeAsyncIterator()
+        let before = bumps
+        Task(executorPreference: loop) { await self.bump() }
+        let chunk = try await inbound.next()
+        let ran = bumps - before
+        // The rest (nothing: the peer has shut down) through `for try await`.
+        var rest: [UInt8] = []
+        for try await more in connection.inbound { rest += more }
+        let hops = connection.hoppedCalls
+        await connection.close()
+        return (rest.isEmpty ? chunk : nil, ran, hops)
     }
 
     /// Reads what `connection` has (it must have bytes waiting) and writes it back; returns
