@@ -458,20 +458,7 @@ final class AsyncStreamIO: @unchecked Sendable {
         let wake: Wake
         let caller = #isolation
         if let caller {
-            // An actor living on the loop (its executor the loop's serial executor): the
-            // continuation is installed and resumed isolated to it, so on the loop's thread
-            // (the inheriting form below would run `operation` on the generic executor, which
-            // for a task with no executor preference is not the loop).
-            wake = await withTaskCancellationHandler(
-                operation: {
-                    await withUnsafeContinuation(isolation: caller) {
-                        (continuation: UnsafeContinuation<Wake, Never>) in
-                        install(continuation, direction)
-                    }
-                },
-                onCancel: { [self] in
-                    _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
-                }, isolation: caller)
+            wake = await waitIsolated(direction, generation: generation, isolation: caller)
         } else {
             // Not isolated: on the loop only as a task that prefers the loop's executor, where
             // the generic executor is the loop. The form without an isolation parameter runs
@@ -490,6 +477,28 @@ final class AsyncStreamIO: @unchecked Sendable {
             }
         }
         try woken(wake)
+    }
+
+    /// `wait` for an actor living on the loop (its executor the loop's serial executor). The
+    /// closures capture the isolated parameter, so they run isolated to the actor: the whole
+    /// wait stays on the loop's thread. (A closure formed in the nonsending `wait` is not
+    /// isolated; it ran on the generic executor, which for a task with no executor preference
+    /// is the global pool, so the actor's I/O depended on a free pool thread.)
+    private func waitIsolated(
+        _ direction: Direction, generation: UInt32, isolation: isolated any Actor
+    ) async -> Wake {
+        await withTaskCancellationHandler(
+            operation: {
+                _ = isolation
+                return await withUnsafeContinuation(isolation: isolation) {
+                    (continuation: UnsafeContinuation<Wake, Never>) in
+                    install(continuation, direction)
+                }
+            },
+            onCancel: { [self] in
+                // Any thread: the wait is ended on the loop.
+                _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
+            }, isolation: isolation)
     }
 
     /// How a wait ended, as its caller sees it: nothing (try again), `CancellationError` or

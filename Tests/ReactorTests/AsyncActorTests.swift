@@ -13,13 +13,14 @@ import Testing
 // Where a call must be waiting, the actor announces it (`steps`) just before making it; the
 // test then asks the actor for its log, a job that runs on the loop only once the actor's
 // call has suspended (or returned, which the log would show). Every test has a time limit: a
-// lost wake hangs.
+// lost wake hangs. Ten minutes, as the limit also counts the wait for the descriptor gate,
+// behind every other descriptor-opening test (minutes under a sanitizer).
 
 @Suite("async I/O from an actor living on the loop", .opensDescriptors)
 struct AsyncActorTests {
     @Test(
         "an actor on the loop waits in readLent for bytes, and waits for room to write them back",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(10)))
     func lentReadAndWrite() async throws {
         try await Backend.epoll.runAsync { _ in
             let loop = try ReactorThread<EpollSelector>()
@@ -65,7 +66,7 @@ struct AsyncActorTests {
 
     @Test(
         "an actor on the loop iterates inbound while the peer writes later, until the peer closes",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(10)))
     func inboundSequence() async throws {
         try await Backend.epoll.runAsync { _ in
             let loop = try ReactorThread<EpollSelector>()
@@ -105,7 +106,7 @@ struct AsyncActorTests {
 
     @Test(
         "an actor on the loop accepts (accept and connections) and connects, with a timeout",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(10)))
     func listenAndConnect() async throws {
         try await Backend.epoll.runAsync { _ in
             let loop = try ReactorThread<EpollSelector>()
@@ -160,7 +161,7 @@ struct AsyncActorTests {
     // waiter. This hung before 5b59b2d.
     @Test(
         "an actor's write that waits, cancelled, throws CancellationError; a prefix was sent",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(10)))
     func cancelledWrite() async throws {
         try await Backend.epoll.runAsync { _ in
             let loop = try ReactorThread<EpollSelector>()
@@ -206,7 +207,7 @@ struct AsyncActorTests {
 
     @Test(
         "closing the connection while an actor's read and write wait ends both with EBADF",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(10)))
     func closeWhileWaiting() async throws {
         try await Backend.epoll.runAsync { _ in
             let loop = try ReactorThread<EpollSelector>()
@@ -245,7 +246,7 @@ struct AsyncActorTests {
 
     @Test(
         "an actor on the loop waits to read, to write and in readLent, on every backend",
-        .timeLimit(.minutes(1)), arguments: Backend.all)
+        .timeLimit(.minutes(10)), arguments: Backend.all)
     func waitsOnEveryBackend(backend: Backend) async throws {
         try await backend.runAsync { type in try await Self.readWriteWait(type) }
     }
