@@ -40,8 +40,9 @@ final class AsyncStreamIO: @unchecked Sendable {
         /// Names the current wait, so that a late cancellation never reaches a later one.
         var generation: UInt32 = 0
         /// The current wait was cancelled before its waiter was installed (an actor's wait
-        /// hops between the cancellation handler's registration and the install, so the
-        /// cancellation can run in between): the install then ends it at once.
+        /// switches executors, through the loop's queue, between registering its cancellation
+        /// handler and the install, so the cancellation can run in between): the install then
+        /// ends it at once.
         var cancelled = false
         /// The waiting task.
         var waiter: UnsafeContinuation<Wake, Never>?

@@ -157,51 +157,45 @@ struct AsyncActorTests {
     // reading a prefix of the bytes (neither none nor all of them: 219,264 bytes with a
     // socket pair's default buffers on Linux when this was written) and then what follows.
     // The cancellation may land while the waiter is installed or just before it: an actor's
-    // wait leaves the loop between registering its cancellation handler and installing its
-    // waiter. This hung before 5b59b2d.
+    // wait switches executors (jobs through the loop's queue) between registering its
+    // cancellation handler and installing its waiter. This hung before 5b59b2d.
     @Test(
         "an actor's write that waits, cancelled, throws CancellationError; a prefix was sent",
         .timeLimit(.minutes(10)))
     func cancelledWrite() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let actor = LoopActor(loop: handle)
-            var steps = actor.steps.makeAsyncIterator()
-            let loopThread = await loopThreadID(handle)
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                let actor = LoopActor(loop: handle)
+                var steps = actor.steps.makeAsyncIterator()
+                let loopThread = await loopThreadID(handle)
 
-            // 2 MiB: more than the pair's buffers, and nobody reads.
-            let big = pattern(2 << 20, seed: 5)
-            let writing = Task { try await actor.write(big, to: right) }
-            await expectStep(&steps, "write")
-            #expect(await actor.log == [], "2 MiB written with nobody reading")
-            writing.cancel()
-            await #expect(throws: CancellationError.self) { try await writing.value }
-            #expect(await actor.log == ["write threw"])
+                // 2 MiB: more than the pair's buffers, and nobody reads.
+                let big = pattern(2 << 20, seed: 5)
+                let writing = Task { try await actor.write(big, to: right) }
+                await expectStep(&steps, "write")
+                #expect(await actor.log == [], "2 MiB written with nobody reading")
+                writing.cancel()
+                await #expect(throws: CancellationError.self) { try await writing.value }
+                #expect(await actor.log == ["write threw"])
 
-            // Still open both ways: the actor writes on and reads.
-            let draining = Task { try await readAll(left) }
-            try await Task { try await actor.write(Array("after".utf8), to: right) }.value
-            await expectStep(&steps, "write")
-            try await right.shutdownOutput()
-            let received = try await draining.value
-            let prefix = received.count - 5
-            #expect(prefix > 0 && prefix < big.count, "\(prefix) bytes of 2 MiB sent")
-            #expect(received.prefix(max(0, prefix)).elementsEqual(big.prefix(max(0, prefix))))
-            #expect(received.suffix(5).elementsEqual("after".utf8))
-            try await left.write(Array("ping".utf8))
-            #expect(
-                try await Task { try await actor.read(from: right) }.value == Array("ping".utf8))
-            await expectStep(&steps, "read")
-            #expect(await actor.log == ["write threw", "wrote 5", "read 4"])
-            #expect(await actor.threads == Array(repeating: loopThread, count: 6))
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+                // Still open both ways: the actor writes on and reads.
+                let draining = Task { try await readAll(left) }
+                try await Task { try await actor.write(Array("after".utf8), to: right) }.value
+                await expectStep(&steps, "write")
+                try await right.shutdownOutput()
+                let received = try await draining.value
+                let prefix = received.count - 5
+                #expect(prefix > 0 && prefix < big.count, "\(prefix) bytes of 2 MiB sent")
+                #expect(received.prefix(max(0, prefix)).elementsEqual(big.prefix(max(0, prefix))))
+                #expect(received.suffix(5).elementsEqual("after".utf8))
+                try await left.write(Array("ping".utf8))
+                #expect(
+                    try await Task { try await actor.read(from: right) }.value == Array("ping".utf8)
+                )
+                await expectStep(&steps, "read")
+                #expect(await actor.log == ["write threw", "wrote 5", "read 4"])
+                #expect(await actor.threads == Array(repeating: loopThread, count: 6))
+            }
         }
     }
 

@@ -88,23 +88,16 @@ struct AsyncOnLoopTests {
     @Test("an actor on the loop's serial executor reads and writes inline, without a hop")
     func actorOnLoopDoesNotHop() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            try await left.write(Array("ping".utf8))
-            let session = LoopSession(loop: handle)
-            let (reply, otherJobsRan) = try await session.echoOnce(right)
-            #expect(reply == Array("ping".utf8))
-            #expect(otherJobsRan == 0, "the actor's read or write suspended")
-            var buffer = [UInt8](repeating: 0, count: 8)
-            let count = try await left.read(into: &buffer)
-            #expect(Array(buffer[..<count]) == Array("ping".utf8))
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                try await left.write(Array("ping".utf8))
+                let session = LoopSession(loop: handle)
+                let (reply, otherJobsRan) = try await session.echoOnce(right)
+                #expect(reply == Array("ping".utf8))
+                #expect(otherJobsRan == 0, "the actor's read or write suspended")
+                var buffer = [UInt8](repeating: 0, count: 8)
+                let count = try await left.read(into: &buffer)
+                #expect(Array(buffer[..<count]) == Array("ping".utf8))
+            }
         }
     }
 
@@ -138,29 +131,22 @@ struct AsyncOnLoopTests {
     @Test("an actor on the loop whose read and write wait resumes on the loop's thread")
     func actorWaitsOnTheLoop() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let session = LoopSession(loop: handle)
-            let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
-            // A task with no executor preference: only the actor puts the code on the loop.
-            let waiting = Task { try await session.exchangeWaiting(right, reply: 1 << 21) }
-            // The read found nothing and is waiting; then the bytes come. The reply is larger
-            // than the socket pair's buffers, so its write waits until this side reads.
-            await Task(executorPreference: handle) {}.value
-            try await left.write(Array("late".utf8))
-            var received = 0
-            var buffer = [UInt8](repeating: 0, count: 64 << 10)
-            while received < 1 << 21 { received += try await left.read(into: &buffer) }
-            let (bytes, threads) = try await waiting.value
-            #expect(bytes == Array("late".utf8))
-            #expect(threads == [loopThread, loopThread, loopThread])
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                let session = LoopSession(loop: handle)
+                let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
+                // A task with no executor preference: only the actor puts the code on the loop.
+                let waiting = Task { try await session.exchangeWaiting(right, reply: 1 << 21) }
+                // The read found nothing and is waiting; then the bytes come. The reply is larger
+                // than the socket pair's buffers, so its write waits until this side reads.
+                await Task(executorPreference: handle) {}.value
+                try await left.write(Array("late".utf8))
+                var received = 0
+                var buffer = [UInt8](repeating: 0, count: 64 << 10)
+                while received < 1 << 21 { received += try await left.read(into: &buffer) }
+                let (bytes, threads) = try await waiting.value
+                #expect(bytes == Array("late".utf8))
+                #expect(threads == [loopThread, loopThread, loopThread])
+            }
         }
     }
 
@@ -171,32 +157,25 @@ struct AsyncOnLoopTests {
         .timeLimit(.minutes(10)))
     func actorWaitCancelled() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let session = LoopSession(loop: handle)
-            // Cancelled before the read: its wait ends at once (the cancellation handler runs
-            // before the waiter is installed).
-            await #expect(throws: CancellationError.self) {
-                _ = try await Task { try await session.readCancelledFirst(right) }.value
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                let session = LoopSession(loop: handle)
+                // Cancelled before the read: its wait ends at once (the cancellation handler runs
+                // before the waiter is installed).
+                await #expect(throws: CancellationError.self) {
+                    _ = try await Task { try await session.readCancelledFirst(right) }.value
+                }
+                // Cancelled while it starts or waits.
+                let waiting = Task { try await session.readWaiting(right) }
+                await Task(executorPreference: handle) {}.value
+                waiting.cancel()
+                await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+                // Nothing was consumed and the connection reads on, on the loop's thread.
+                let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
+                try await left.write(Array("after".utf8))
+                let (bytes, threads) = try await Task { try await session.readWaiting(right) }.value
+                #expect(bytes == Array("after".utf8))
+                #expect(threads == [loopThread, loopThread])
             }
-            // Cancelled while it starts or waits.
-            let waiting = Task { try await session.readWaiting(right) }
-            await Task(executorPreference: handle) {}.value
-            waiting.cancel()
-            await #expect(throws: CancellationError.self) { _ = try await waiting.value }
-            // Nothing was consumed and the connection reads on, on the loop's thread.
-            let loopThread = await Task(executorPreference: handle) { OSThread.currentID }.value
-            try await left.write(Array("after".utf8))
-            let (bytes, threads) = try await Task { try await session.readWaiting(right) }.value
-            #expect(bytes == Array("after".utf8))
-            #expect(threads == [loopThread, loopThread])
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
         }
     }
 

@@ -83,3 +83,24 @@ func readAll<S: EventSelector>(_ connection: AsyncConnection<S>) async throws ->
     for try await chunk in connection.inbound { received += chunk }
     return received
 }
+
+/// Runs `body` with the handle of a reactor thread on `S` and two `AsyncConnection`s on it over
+/// a connected Unix socket pair; then closes both (again, if `body` did), stops the loop and
+/// joins it, whether or not `body` threw.
+func withConnectedPair<S: EventSelector>(
+    _: S.Type,
+    _ body: (Reactor<S>.Handle, AsyncConnection<S>, AsyncConnection<S>) async throws -> Void
+) async throws {
+    let loop = try ReactorThread<S>()
+    let handle = loop.handle
+    let (a, b) = try UnixStream.pair()
+    let left = try await AsyncConnection(wrapping: a, on: handle)
+    let right = try await AsyncConnection(wrapping: b, on: handle)
+    var failure: (any Error)?
+    do { try await body(handle, left, right) } catch { failure = error }
+    await left.close()
+    await right.close()
+    loop.stop()
+    try loop.join()
+    if let failure { throw failure }
+}
