@@ -29,6 +29,12 @@ extension Reactor {
         // no lock, as only that thread appends them and only it takes them.
         // Invariant: only read or written on the loop's thread (`signals.loopThread`).
         nonisolated(unsafe) private var localJobs: [LoopJob] = []
+        #if DEBUG
+        /// How many times the loop took the lock to collect queued work (debug builds, for
+        /// tests: work queued on the loop's own thread needs none).
+        /// Invariant: only read or written on the loop's thread.
+        nonisolated(unsafe) private(set) var lockedTakes = 0
+        #endif
         /// The loop as a serial executor, for actors that live on it.
         public var serialExecutor: LoopSerialExecutor { serial }
         private let serial = LoopSerialExecutor()
@@ -72,7 +78,7 @@ extension Reactor {
                     throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
                 }
                 localJobs.append(job)
-                signals.raise(LoopSignals.tasks)
+                signals.raise(LoopSignals.localJobs)
                 return
             }
             let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
@@ -112,12 +118,21 @@ extension Reactor {
         }
 
         /// Moves the queued closures and jobs into `batch` and `jobBatch` (empty, their capacity
-        /// kept from the last time), so that a steady stream of either allocates nothing.
+        /// kept from the last time), so that a steady stream of either allocates nothing. Takes
+        /// the lock only if another thread queued something: a loop whose tasks are resumed by
+        /// its own events takes none.
         func takeTasks(into batch: inout [Task], jobs jobBatch: inout [LoopJob]) {
-            signals.lower(LoopSignals.tasks)
-            lock.withLock {
-                swap(&tasks, &batch)
-                swap(&jobs, &jobBatch)
+            // Lowered before the lock is taken: what another thread queues after this is
+            // either taken below or raises the signal again for the next turn.
+            let raised = signals.lower(LoopSignals.queued)
+            if raised & LoopSignals.tasks != 0 || closed.load(ordering: .acquiring) {
+                #if DEBUG
+                lockedTakes &+= 1
+                #endif
+                lock.withLock {
+                    swap(&tasks, &batch)
+                    swap(&jobs, &jobBatch)
+                }
             }
             if localJobs.isEmpty { return }
             if jobBatch.isEmpty {

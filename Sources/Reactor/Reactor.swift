@@ -284,7 +284,7 @@ public final class Reactor<Backend: EventSelector> {
         }
         // Work queued from another thread wakes the selector; work queued on this thread (a
         // job resumed by a handler, a task queued by a task) does not, so it is checked here.
-        if context.signals.current & LoopSignals.tasks != 0 { wait = .zero }
+        if context.signals.current & LoopSignals.queued != 0 { wait = .zero }
         try selector.select(into: &context.events, timeout: wait)
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
@@ -300,7 +300,7 @@ public final class Reactor<Backend: EventSelector> {
         if context.completesIO { dispatchCompletions() }
         if context.nextTimerDeadline <= context.now { fireTimers() }
         var signals = context.signals.current
-        if signals & LoopSignals.tasks != 0 {
+        if signals & LoopSignals.queued != 0 {
             runTasks()
             signals = context.signals.current
         }
@@ -700,10 +700,14 @@ final class ReadScratch {
 /// so that the loop tests them all with one load. Non-generic, so that load needs no generic
 /// metadata.
 final class LoopSignals: Sendable {
-    /// Tasks are queued in the handle.
+    /// Tasks or jobs are queued in the handle from another thread (under its lock).
     static var tasks: UInt8 { 1 }
     /// `stop()` or `handle.stop()` was called; `run()` consumes it on its way out.
     static var stop: UInt8 { 2 }
+    /// Jobs are queued from the loop's own thread (no lock: the loop takes them without one).
+    static var localJobs: UInt8 { 4 }
+    /// Either kind of queued work: what the loop tests once per turn.
+    static var queued: UInt8 { tasks | localJobs }
 
     private let word = Atomic<UInt8>(0)
     /// The thread running the loop (`OSThread.currentID`), noted when `run` or `runOnce`
@@ -719,6 +723,9 @@ final class LoopSignals: Sendable {
     /// Raises `signal` (release: what was queued before it is visible to the loop).
     func raise(_ signal: UInt8) { word.bitwiseOr(signal, ordering: .acquiringAndReleasing) }
 
-    /// Lowers `signal`.
-    func lower(_ signal: UInt8) { word.bitwiseAnd(~signal, ordering: .acquiringAndReleasing) }
+    /// Lowers `signal`; the signals raised before.
+    @discardableResult
+    func lower(_ signal: UInt8) -> UInt8 {
+        word.bitwiseAnd(~signal, ordering: .acquiringAndReleasing).oldValue
+    }
 }

@@ -1,10 +1,11 @@
 import Glibc
-import Reactor
 import Selector
 import Synchronization
 import SysCalls
 import TestSupport
 import Testing
+
+@testable import Reactor
 
 /// A reactor running on a thread of its own, for the executor tests.
 final class LoopOnThread: Sendable {
@@ -70,6 +71,31 @@ struct ExecutorTests {
         #expect(ran.1 == loopThread)
         #expect(OSThread.currentID != loopThread)
     }
+
+    #if DEBUG
+    @Test("jobs queued on the loop's own thread are collected without the handle's lock")
+    func localJobsTakeNoLock() async throws {
+        let loop = try LoopOnThread()
+        defer { loop.stop() }
+        let handle = loop.handle
+        // Each yield queues the task's next job from the loop's own thread.
+        let (before, after) = await Task(executorPreference: handle) {
+            let before = handle.lockedTakes
+            for _ in 0..<200 { await Task.yield() }
+            return (before, handle.lockedTakes)
+        }.value
+        // Nothing else is queued from other threads meanwhile; a wake or a stray task may
+        // cost a take, 200 yields must not cost 200.
+        #expect(after - before < 5, "locked takes \(after - before) for 200 local jobs")
+        // Work queued from another thread still goes through the lock and runs.
+        let taken = try await withCheckedThrowingContinuation { continuation in
+            do {
+                try handle.execute { _ in continuation.resume(returning: handle.lockedTakes) }
+            } catch { continuation.resume(throwing: error) }
+        }
+        #expect(taken > after)
+    }
+    #endif
 
     @Test("an actor whose executor is the handle runs every call on the reactor's thread, in order")
     func actorOnTheLoop() async throws {
