@@ -26,9 +26,11 @@ extension Reactor {
         // Invariant: only read or written with `lock` held.
         nonisolated(unsafe) private var jobs: [LoopJob] = []
         // Jobs queued on the loop's own thread (a task resumed by an event, a task that yields):
-        // no lock, as only that thread appends them and only it takes them.
+        // no lock, as only that thread appends them and only it takes them. Behind a pointer:
+        // as a stored property of the class, each append would cost a dynamic exclusivity
+        // check (about 120 instructions per async echo), though no two accesses can overlap.
         // Invariant: only read or written on the loop's thread (`signals.loopThread`).
-        nonisolated(unsafe) private var localJobs: [LoopJob] = []
+        nonisolated(unsafe) private let localJobs: UnsafeMutablePointer<[LoopJob]>
         #if DEBUG
         /// How many times the loop took the lock to collect queued work (debug builds, for
         /// tests: work queued on the loop's own thread needs none).
@@ -47,7 +49,14 @@ extension Reactor {
             self.waker = waker
             self.clock = clock
             self.signals = signals
+            localJobs = .allocate(capacity: 1)
+            localJobs.initialize(to: [])
             serial.queue = { [unowned self] job in self.enqueueSerial(job) }
+        }
+
+        deinit {
+            localJobs.deinitialize(count: 1)
+            localJobs.deallocate()
         }
 
         /// Runs `body` on the reactor's thread during its next iteration.
@@ -77,7 +86,7 @@ extension Reactor {
                 if closed.load(ordering: .acquiring) {
                     throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
                 }
-                localJobs.append(job)
+                localJobs.pointee.append(job)
                 signals.raise(LoopSignals.localJobs)
                 return
             }
@@ -134,12 +143,12 @@ extension Reactor {
                     swap(&jobs, &jobBatch)
                 }
             }
-            if localJobs.isEmpty { return }
+            if localJobs.pointee.isEmpty { return }
             if jobBatch.isEmpty {
-                swap(&localJobs, &jobBatch)
+                swap(&localJobs.pointee, &jobBatch)
             } else {
-                jobBatch.append(contentsOf: localJobs)
-                localJobs.removeAll(keepingCapacity: true)
+                jobBatch.append(contentsOf: localJobs.pointee)
+                localJobs.pointee.removeAll(keepingCapacity: true)
             }
         }
 
