@@ -368,13 +368,19 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
         return connection
     }
 
-    /// The next connection, or nil once the listener is closed.
+    /// The next connection, or nil once the listener is closed: by `close()`, or by the
+    /// shutdown of its reactor (which closes every handler), also when that came first.
     nonisolated(nonsending) func next() async throws -> AsyncConnection<Backend>? {
         let core = self.core
-        let stream = try await handle.waiting { reactor, continuation, call in
-            core.accept(call: call, continuation, reactor: reactor)
-        } cancel: { _, call in
-            core.cancelAccept(call)
+        let stream: AsyncStreamCore<Backend>?
+        do {
+            stream = try await handle.waiting { reactor, continuation, call in
+                core.accept(call: call, continuation, reactor: reactor)
+            } cancel: { _, call in
+                core.cancelAccept(call)
+            }
+        } catch let error as Errno where error == .EBADF && handle.isClosed {
+            return nil
         }
         return stream.map { AsyncConnection(handle: handle, core: $0) }
     }

@@ -110,6 +110,7 @@ extension AsyncListener {
         }
     }
 
-    /// The connections, until the listener is closed (see `Connections`).
+    /// The connections, until the listener is closed, by `close()` or by its reactor's
+    /// shutdown (see `Connections`).
     public var connections: Connections { Connections(listener: self) }
 }

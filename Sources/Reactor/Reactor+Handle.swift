@@ -152,6 +152,9 @@ extension Reactor {
             }
         }
 
+        /// True once the reactor is gone (nothing queued from now on would run on it).
+        var isClosed: Bool { closed.load(ordering: .acquiring) }
+
         func markClosed() { lock.withLock { closed.store(true, ordering: .releasing) } }
     }
 }

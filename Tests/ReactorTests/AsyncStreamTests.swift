@@ -258,6 +258,35 @@ struct AsyncStreamFeatureTests {
         }
     }
 
+    @Test("stopping the reactor ends a listener's connections sequence, also for a later next()")
+    func connectionsEndOnReactorStop() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let listener = try await AsyncListener.bind(
+                SocketAddress(parsing: "127.0.0.1:0"), on: loop.handle)
+            let started = AsyncStream<Void>.makeStream()
+            let iterating = Task {
+                var count = 0
+                started.continuation.yield()
+                for try await connection in listener.connections {
+                    count += 1
+                    await connection.close()
+                }
+                return count
+            }
+            for await _ in started.stream { break }
+            try await Task.sleep(for: .milliseconds(20))
+            loop.stop()
+            try loop.join()
+            // Waiting when the reactor stopped: the sequence ends, as on close().
+            #expect(try await iterating.value == 0)
+            // Iterated once the reactor is gone: it ends at once too.
+            var iterator = listener.connections.makeAsyncIterator()
+            #expect(try await iterator.next() == nil)
+            await #expect(throws: Errno.EBADF) { _ = try await listener.accept() }
+        }
+    }
+
     @Test("inbound bytes are read only on demand: a slow consumer makes the writer block")
     func inboundBackpressure() async throws {
         try await Backend.epoll.runAsync { _ in
