@@ -460,6 +460,7 @@ public struct LentBytes: ~Copyable, @unchecked Sendable {
     deinit {
         guard let base = bytes.baseAddress else { return }
         let buffer = UnsafeMutableRawPointer(mutating: base)
-        if let owner { owner.giveBack(buffer) } else { buffer.deallocate() }
+        // Optional chaining borrows `owner`: no retain and release around the call.
+        if owner?.giveBack(buffer) == nil { buffer.deallocate() }
     }
 }

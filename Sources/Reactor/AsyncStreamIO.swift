@@ -269,19 +269,20 @@ final class AsyncStreamIO: @unchecked Sendable {
     private func readReady(lending maxBytes: Int) throws(Errno) -> UnsafeMutableRawBufferPointer? {
         guard reading.ready else { return nil }
         // Set when the socket is registered, which every connection handed out has been.
-        guard let scratch else { throw Errno(Errno.EBADF.code, call: "read (not registered)") }
-        let buffer = scratch.lend()
-        let room = UnsafeMutableRawBufferPointer(
-            start: buffer, count: min(maxBytes, scratch.byteCount))
+        // Reached through optional chaining, which borrows it (no retain and release).
+        guard let buffer = scratch?.lend(), let size = scratch?.byteCount else {
+            throw Errno(Errno.EBADF.code, call: "read (not registered)")
+        }
+        let room = UnsafeMutableRawBufferPointer(start: buffer, count: min(maxBytes, size))
         do {
             if let count = try receive(into: room) {
                 return UnsafeMutableRawBufferPointer(start: buffer, count: count)
             }
         } catch {
-            scratch.giveBack(buffer)
+            scratch?.giveBack(buffer)
             throw error
         }
-        scratch.giveBack(buffer)
+        scratch?.giveBack(buffer)
         return nil
     }
 
@@ -294,7 +295,7 @@ final class AsyncStreamIO: @unchecked Sendable {
     /// Takes back a buffer from `readLent`: to the loop's spares on its thread; freed on any
     /// other (the bytes moved to another executor, or the reactor is gone).
     func giveBack(_ buffer: UnsafeMutableRawPointer) {
-        if isOnLoop, let scratch { return scratch.giveBack(buffer) }
+        if isOnLoop, scratch?.giveBack(buffer) != nil { return }
         buffer.deallocate()
     }
 
