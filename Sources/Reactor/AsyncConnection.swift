@@ -32,12 +32,17 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     // Built on the reactor's thread for an accepted connection: its fields (`io` included)
     // are read only there (a task on the loop, or after the hop), never here.
     private let core: AsyncStreamCore<Backend>
+    // The core's I/O state, held here too: a call on the loop reaches it from this
+    // connection's own field, which the call borrows (through `core` it was retained and
+    // released around every call). Touched only on the reactor's thread, like `core`.
+    private let io: AsyncStreamIO
     /// Where the loop records its thread (the handle's: shared before this connection was).
     private let signals: LoopSignals
 
     init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>) {
         self.handle = handle
         self.core = core
+        io = core.io
         signals = handle.signals
     }
 
@@ -107,7 +112,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard buffer.count > 0 else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        if isOnLoop { return try await core.io.read(into: buffer) }
+        if isOnLoop { return try await io.read(into: buffer) }
         return try await readHopping(into: buffer)
     }
 
@@ -119,7 +124,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         guard !bytes.isEmpty else {
             throw ArgumentError("AsyncConnection read buffer", 0, "read into at least 1 byte")
         }
-        if isOnLoop { return try await core.io.read(into: &bytes) }
+        if isOnLoop { return try await io.read(into: &bytes) }
         return try await readHopping(into: &bytes)
     }
 
@@ -129,7 +134,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     /// waiting here costs no read buffer: one allocation per call, the array returned.
     public nonisolated(nonsending) func read(maxBytes: Int = 64 << 10) async throws -> [UInt8] {
         let maxBytes = max(1, maxBytes)
-        if isOnLoop { return try await core.io.read(maxBytes: maxBytes) }
+        if isOnLoop { return try await io.read(maxBytes: maxBytes) }
         return try await readHopping(maxBytes: maxBytes)
     }
 
@@ -150,8 +155,8 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     {
         let maxBytes = min(max(1, maxBytes), LoopContext.readSize)
         if isOnLoop {
-            let lent = try await core.io.readLent(maxBytes: maxBytes)
-            return LentBytes(lent, owner: core.io)
+            let lent = try await io.readLent(maxBytes: maxBytes)
+            return LentBytes(lent, owner: io)
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maxBytes, alignment: 16)
         do {
@@ -175,27 +180,27 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full.
     public nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
-        if isOnLoop { return try await core.io.write(bytes[...]) }
+        if isOnLoop { return try await io.write(bytes[...]) }
         try await writeHopping(bytes[...])
     }
 
     /// Writes all of `bytes` (a slice of an array: no copy), waiting while the kernel's buffer
     /// is full.
     public nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
-        if isOnLoop { return try await core.io.write(bytes) }
+        if isOnLoop { return try await io.write(bytes) }
         try await writeHopping(bytes)
     }
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
     /// valid and untouched until the call returns.
     public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        if isOnLoop { return try await core.io.write(bytes) }
+        if isOnLoop { return try await io.write(bytes) }
         try await writeHopping(bytes)
     }
 
     /// Shuts down the sending side; the peer reads EOF, reading continues.
     public nonisolated(nonsending) func shutdownOutput() async throws {
-        if isOnLoop { return try core.io.shutdownOutput() }
+        if isOnLoop { return try io.shutdownOutput() }
         try await withTaskExecutorPreference(handle) { try await shutdownOutputOnLoop() }
     }
 

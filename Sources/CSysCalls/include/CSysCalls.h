@@ -15,6 +15,24 @@ static inline int csys_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
 static inline int csys_errno(void) { return errno; }
 static inline void csys_set_errno(int value) { errno = value; }
 
+// The calling thread's identity, distinct among live threads: on Linux the thread pointer
+// (the TCB's address, which is also what glibc's pthread_self returns), read with one
+// instruction where a call to pthread_self costs a call through the PLT; elsewhere
+// pthread_self.
+static inline unsigned long csys_current_thread(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned long pointer;
+    __asm__("movq %%fs:0, %0" : "=r"(pointer));
+    return pointer;
+#elif defined(__linux__) && defined(__aarch64__)
+    unsigned long pointer;
+    __asm__("mrs %0, tpidr_el0" : "=r"(pointer));
+    return pointer;
+#else
+    return (unsigned long)pthread_self();
+#endif
+}
+
 #ifdef __linux__
 // No _GNU_SOURCE here: it would change struct definitions against Swift's Glibc module.
 // The GNU calls we need are declared by hand below.
