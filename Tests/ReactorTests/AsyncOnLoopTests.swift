@@ -23,65 +23,51 @@ struct AsyncOnLoopTests {
     @Test("a read on the reactor's executor that finds data returns without suspending")
     func readyReadDoesNotSuspend() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            try await left.write(Array("ready".utf8))
-            let log = EventLog()
-            // Both tasks are queued on the loop, A first. A read that hopped (or suspended)
-            // would let B run before A's read returns.
-            try await Task(executorPreference: handle) {
-                let first = Task(executorPreference: handle) {
-                    var buffer = [UInt8](repeating: 0, count: 16)
-                    let count = try await right.read(into: &buffer)
-                    log.note("A read \(String(decoding: buffer[..<count], as: UTF8.self))")
-                }
-                let second = Task(executorPreference: handle) { log.note("B ran") }
-                try await first.value
-                await second.value
-            }.value
-            #expect(log.all == ["A read ready", "B ran"])
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                try await left.write(Array("ready".utf8))
+                let log = EventLog()
+                // Both tasks are queued on the loop, A first. A read that hopped (or suspended)
+                // would let B run before A's read returns.
+                try await Task(executorPreference: handle) {
+                    let first = Task(executorPreference: handle) {
+                        var buffer = [UInt8](repeating: 0, count: 16)
+                        let count = try await right.read(into: &buffer)
+                        log.note("A read \(String(decoding: buffer[..<count], as: UTF8.self))")
+                    }
+                    let second = Task(executorPreference: handle) { log.note("B ran") }
+                    try await first.value
+                    await second.value
+                }.value
+                #expect(log.all == ["A read ready", "B ran"])
+            }
         }
     }
 
     @Test("read(maxBytes:) returns arrays sized to what was read, at most maxBytes, [] at EOF")
     func readReturnsExactArrays() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let sent = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-            try await Task(executorPreference: handle) {
-                let writer = Task(executorPreference: handle) {
-                    try await left.write(sent)
-                    try await left.shutdownOutput()
-                }
-                var received: [UInt8] = []
-                // On the loop and off it: both go through the loop's shared buffer.
-                while true {
-                    let chunk = try await right.read(maxBytes: 3000)
-                    #expect(chunk.count <= 3000)
-                    #expect(chunk.capacity < chunk.count + 64, "sized to what was read")
-                    if chunk.isEmpty { break }
-                    received += chunk
-                }
-                try await writer.value
-                #expect(received == sent)
-            }.value
-            let offLoop = try await right.read()
-            #expect(offLoop.isEmpty, "the end of file stays readable")
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                let sent = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+                try await Task(executorPreference: handle) {
+                    let writer = Task(executorPreference: handle) {
+                        try await left.write(sent)
+                        try await left.shutdownOutput()
+                    }
+                    var received: [UInt8] = []
+                    // On the loop and off it: both go through the loop's shared buffer.
+                    while true {
+                        let chunk = try await right.read(maxBytes: 3000)
+                        #expect(chunk.count <= 3000)
+                        #expect(chunk.capacity < chunk.count + 64, "sized to what was read")
+                        if chunk.isEmpty { break }
+                        received += chunk
+                    }
+                    try await writer.value
+                    #expect(received == sent)
+                }.value
+                let offLoop = try await right.read()
+                #expect(offLoop.isEmpty, "the end of file stays readable")
+            }
         }
     }
 
@@ -206,23 +192,17 @@ struct AsyncOnLoopTests {
     @Test("a second read while one waits throws EALREADY; closing ends the waiting one with EBADF")
     func concurrentReadAndClose() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let waiting = Task(executorPreference: handle) { try await right.read() }
-            await Task(executorPreference: handle) {
-                // Runs after `waiting` has started (the loop runs its jobs in order) and
-                // suspended in its read: nothing was sent.
-                await #expect(throws: Errno.EALREADY) { _ = try await right.read() }
-                await right.close()
-            }.value
-            await #expect(throws: Errno.EBADF) { _ = try await waiting.value }
-            await #expect(throws: Errno.EBADF) { _ = try await right.read() }
-            await left.close()
-            loop.stop()
-            try loop.join()
+            try await withConnectedPair(EpollSelector.self) { handle, _, right in
+                let waiting = Task(executorPreference: handle) { try await right.read() }
+                await Task(executorPreference: handle) {
+                    // Runs after `waiting` has started (the loop runs its jobs in order) and
+                    // suspended in its read: nothing was sent.
+                    await #expect(throws: Errno.EALREADY) { _ = try await right.read() }
+                    await right.close()
+                }.value
+                await #expect(throws: Errno.EBADF) { _ = try await waiting.value }
+                await #expect(throws: Errno.EBADF) { _ = try await right.read() }
+            }
         }
     }
 }

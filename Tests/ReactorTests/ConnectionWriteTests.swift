@@ -157,33 +157,15 @@ struct ConnectionWriteTests {
         reactor.shutdown()
     }
 
-    private static func endOfFileHoldsNothing<S: EventSelector>(_: S.Type) throws {
+    /// The peer closes its end; with `resetting`, after bytes it never read, so that its
+    /// close resets the connection (ECONNRESET). The connection closes with that reason and
+    /// allocates no side state to remember it.
+    private static func peerCloseHoldsNothing<S: EventSelector>(_: S.Type, resetting: Bool)
+        throws
+    {
         let reactor = try Reactor<S>()
         let (serverEnd, clientEnd) = try UnixStream.pair()
-        let probe = WriteProbe<S>()
-        let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
-        try connection.start()
-        try clientEnd.close()
-        for _ in 0..<100 where probe.reason == nil {
-            try reactor.runOnce(timeout: .milliseconds(100))
-        }
-        #expect(probe.reason == .endOfFile)
-        #expect(!connection.holdsSideState, "ending at the peer's EOF allocated side state")
-        reactor.shutdown()
-    }
-
-    @Test(
-        "a connection the peer ends (EOF) closes with that reason and no side state",
-        arguments: Backend.all)
-    func endOfFileConnectionHoldsNothing(_ backend: Backend) throws {
-        try backend.run { try Self.endOfFileHoldsNothing($0) }
-    }
-
-    private static func resetHoldsNothing<S: EventSelector>(_: S.Type) throws {
-        let reactor = try Reactor<S>()
-        let (serverEnd, clientEnd) = try UnixStream.pair()
-        // Bytes the peer never reads: its close then resets the connection (ECONNRESET).
-        _ = try serverEnd.write([1, 2, 3])
+        if resetting { _ = try serverEnd.write([1, 2, 3]) }
         let probe = WriteProbe<S>()
         let connection = Connection(socket: serverEnd, reactor: reactor, delegate: probe)
         try connection.start()
@@ -193,19 +175,26 @@ struct ConnectionWriteTests {
         }
         // libkqueue reads the socket's error into the event, which clears it: the reset then
         // reads as end of file (BackendException.socketErrorConsumedByEvent).
-        let reset: CloseReason =
-            BackendException.socketErrorConsumedByEvent.applies(to: S.self)
-            ? .endOfFile : .error(.ECONNRESET)
-        #expect(probe.reason == reset)
-        #expect(!connection.holdsSideState, "ending by an error allocated side state")
+        let expected: CloseReason =
+            resetting && !BackendException.socketErrorConsumedByEvent.applies(to: S.self)
+            ? .error(.ECONNRESET) : .endOfFile
+        #expect(probe.reason == expected)
+        #expect(!connection.holdsSideState, "ending by \(expected) allocated side state")
         reactor.shutdown()
+    }
+
+    @Test(
+        "a connection the peer ends (EOF) closes with that reason and no side state",
+        arguments: Backend.all)
+    func endOfFileConnectionHoldsNothing(_ backend: Backend) throws {
+        try backend.run { try Self.peerCloseHoldsNothing($0, resetting: false) }
     }
 
     @Test(
         "a connection the peer resets closes with the error and no side state",
         arguments: Backend.all)
     func resetConnectionHoldsNothing(_ backend: Backend) throws {
-        try backend.run { try Self.resetHoldsNothing($0) }
+        try backend.run { try Self.peerCloseHoldsNothing($0, resetting: true) }
     }
 
     @Test(
