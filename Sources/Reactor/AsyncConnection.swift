@@ -34,15 +34,16 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     private let core: AsyncStreamCore<Backend>
     // The core's I/O state, held here too: a call on the loop reaches it from this
     // connection's own field, which the call borrows (through `core` it was retained and
-    // released around every call). Touched only on the reactor's thread, like `core`.
+    // released around every call). Touched only on the reactor's thread, like `core`; handed
+    // in by whoever made the core (on the thread that did), not read from it here.
     private let io: AsyncStreamIO
     /// Where the loop records its thread (the handle's: shared before this connection was).
     private let signals: LoopSignals
 
-    init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>) {
+    init(handle: Reactor<Backend>.Handle, core: AsyncStreamCore<Backend>, io: AsyncStreamIO) {
         self.handle = handle
         self.core = core
-        io = core.io
+        self.io = io
         signals = handle.signals
     }
 
@@ -61,6 +62,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
     ) async throws {
         // Built here, before any other thread can see it; the reactor's thread has it from now on.
         let core = AsyncStreamCore<Backend>(socket: socket, handle: handle)
+        let io = core.io  // read where the core was made, before another thread sees it
         try await handle.waiting { reactor, continuation, _ in
             do {
                 try core.start(on: reactor, interest: [.readable, .writable])
@@ -71,7 +73,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
             }
         } cancel: { _, _ in
         }
-        self.init(handle: handle, core: core)
+        self.init(handle: handle, core: core, io: io)
     }
 
     /// Connects to `address`, a TCP (`127.0.0.1:80`, `[::1]:80`) or Unix (path, abstract)
@@ -89,12 +91,13 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
         case .v4, .v6: socket = try TCPStream.connect(to: address)
         }
         let core = AsyncStreamCore<Backend>(socket: socket, handle: handle)
+        let io = core.io  // read where the core was made, before another thread sees it
         _ = try await handle.waiting { reactor, continuation, call in
             core.connect(to: address, timeout: timeout, call: call, reactor: reactor, continuation)
         } cancel: { reactor, call in
             core.cancelConnect(call, reactor: reactor)
         }
-        return AsyncConnection(handle: handle, core: core)
+        return AsyncConnection(handle: handle, core: core, io: io)
     }
 
     deinit {
@@ -377,7 +380,7 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
     /// shutdown of its reactor (which closes every handler), also when that came first.
     nonisolated(nonsending) func next() async throws -> AsyncConnection<Backend>? {
         let core = self.core
-        let stream: AsyncStreamCore<Backend>?
+        let stream: AcceptedStream<Backend>?
         do {
             stream = try await handle.waiting { reactor, continuation, call in
                 core.accept(call: call, continuation, reactor: reactor)
@@ -387,7 +390,7 @@ public final class AsyncListener<Backend: EventSelector>: Sendable {
         } catch let error as Errno where error == .EBADF && handle.isClosed {
             return nil
         }
-        return stream.map { AsyncConnection(handle: handle, core: $0) }
+        return stream.map { AsyncConnection(handle: handle, core: $0.core, io: $0.io) }
     }
 
     /// Stops listening; waiting `accept()`s fail with EBADF and `connections` ends.

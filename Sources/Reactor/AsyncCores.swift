@@ -139,6 +139,14 @@ final class AsyncStreamCore<Backend: EventSelector>: EventHandler, @unchecked Se
     }
 }
 
+/// A connection accepted on the reactor's thread, as the accepting task receives it: the core
+/// and the core's I/O state, read there, so that the task (which may run on another thread)
+/// reads none of the core's fields.
+struct AcceptedStream<Backend: EventSelector>: Sendable {
+    let core: AsyncStreamCore<Backend>
+    let io: AsyncStreamIO
+}
+
 /// The reactor-thread half of an `AsyncListener`, over a TCP or Unix listener.
 // Invariant: as for AsyncStreamCore — only touched on the reactor's thread.
 final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked Sendable {
@@ -149,7 +157,7 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
     private var waiting:
         [(
             call: CallCancellation,
-            continuation: CheckedContinuation<AsyncStreamCore<Backend>?, any Error>
+            continuation: CheckedContinuation<AcceptedStream<Backend>?, any Error>
         )] =
             []
     private var token: Token?
@@ -175,7 +183,7 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
     /// Resumes `continuation` with the next connection, or nil once the listener is closed.
     func accept(
         call: CallCancellation,
-        _ continuation: CheckedContinuation<AsyncStreamCore<Backend>?, any Error>,
+        _ continuation: CheckedContinuation<AcceptedStream<Backend>?, any Error>,
         reactor: Reactor<Backend>
     ) {
         if call.isCancelled { return continuation.resume(throwing: CancellationError()) }
@@ -219,7 +227,8 @@ final class AsyncListenerCore<Backend: EventSelector>: EventHandler, @unchecked 
                 }
                 let core = AsyncStreamCore<Backend>(socket: stream, handle: reactor.handle)
                 try core.start(on: reactor, interest: [.readable, .writable])
-                waiting.removeFirst().continuation.resume(returning: core)
+                waiting.removeFirst().continuation.resume(
+                    returning: AcceptedStream(core: core, io: core.io))
             } catch Errno.ECONNABORTED {
                 continue
             } catch {
