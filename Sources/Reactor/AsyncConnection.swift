@@ -404,7 +404,8 @@ extension Reactor.Handle {
     /// Runs `start` on the reactor's thread with a continuation that it (or a later event)
     /// resumes; if the calling task is cancelled meanwhile, runs `cancel` there with the same
     /// call, whose `isCancelled` is already set (so a `start` that runs after the cancellation
-    /// sees it). Throws EBADF at once if the reactor is gone.
+    /// sees it). Throws EBADF at once if the reactor is gone. Called on the reactor's thread
+    /// (a task on its executor), `start` runs at once, without the queue.
     func waiting<T: Sendable>(
         _ start:
             @escaping @Sendable (
@@ -415,6 +416,9 @@ extension Reactor.Handle {
         let call = CallCancellation()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
+                if let reactor = reactorOnThisThread {
+                    return start(reactor, continuation, call)
+                }
                 do {
                     try execute { reactor in start(reactor, continuation, call) }
                 } catch {

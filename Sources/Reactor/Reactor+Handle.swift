@@ -155,6 +155,19 @@ extension Reactor {
         /// True once the reactor is gone (nothing queued from now on would run on it).
         var isClosed: Bool { closed.load(ordering: .acquiring) }
 
+        /// The reactor this handle belongs to (set once by its `init`), for calls made on its
+        /// own thread. Weak: a handle may outlive its reactor.
+        // Invariant: written before the reactor runs, read only on the loop's thread.
+        nonisolated(unsafe) weak var reactor: Reactor<Backend>?
+
+        /// The reactor, when called on its loop's thread while it lives: work for it can run
+        /// here and now instead of through the queue (and a later turn).
+        var reactorOnThisThread: Reactor<Backend>? {
+            guard signals.loopThread.load(ordering: .relaxed) == OSThread.currentID, !isClosed
+            else { return nil }
+            return reactor
+        }
+
         func markClosed() { lock.withLock { closed.store(true, ordering: .releasing) } }
     }
 }

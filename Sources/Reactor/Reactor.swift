@@ -64,6 +64,7 @@ public final class Reactor<Backend: EventSelector> {
             handle.serialExecutor.asUnownedSerialExecutor(), handle.asUnownedTaskExecutor()
         )
         context.reactor = self
+        handle.reactor = self
     }
 
     deinit {

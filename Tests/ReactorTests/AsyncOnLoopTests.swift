@@ -205,6 +205,35 @@ struct AsyncOnLoopTests {
             }
         }
     }
+
+    #if DEBUG
+    @Test("an accept on the reactor's executor starts on the loop at once, not through its queue")
+    func acceptOnLoopSkipsTheQueue() async throws {
+        try await Backend.epoll.runAsync { _ in
+            let loop = try ReactorThread<EpollSelector>()
+            let handle = loop.handle
+            let listener = try await AsyncListener.bind(
+                SocketAddress(parsing: "127.0.0.1:0"), on: handle)
+            let client = try await AsyncConnection.connect(to: listener.localAddress, on: handle)
+            let (takes, accepted) = try await Task(executorPreference: handle) {
+                let before = handle.lockedTakes
+                let connection = try await listener.accept()
+                let takes = handle.lockedTakes - before
+                try await connection.write(Array("hi".utf8))
+                await connection.close()
+                return (takes, true)
+            }.value
+            // Before, the accept went through the handle's queue (its lock, a closure, a turn).
+            #expect(takes == 0, "an accept on the loop took the handle's lock \(takes) times")
+            #expect(accepted)
+            #expect(try await client.read() == Array("hi".utf8))
+            await client.close()
+            await listener.close()
+            loop.stop()
+            try loop.join()
+        }
+    }
+    #endif
 }
 
 /// An actor living on a reactor's loop.
