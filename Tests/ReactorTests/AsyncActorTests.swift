@@ -23,44 +23,41 @@ struct AsyncActorTests {
         .timeLimit(.minutes(10)))
     func lentReadAndWrite() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
             // The smallest send buffer the kernel allows (a few KiB): a 64 KiB write from
             // `right` cannot complete until `left` reads.
-            try b.setSendBufferSize(1)
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let actor = LoopActor(loop: handle)
-            var steps = actor.steps.makeAsyncIterator()
-            let loopThread = await loopThreadID(handle)
+            try await withConnectedPair(
+                EpollSelector.self, configure: { try $1.setSendBufferSize(1) }
+            ) {
+                handle, left, right in
+                let actor = LoopActor(loop: handle)
+                var steps = actor.steps.makeAsyncIterator()
+                let loopThread = await loopThreadID(handle)
 
-            // Nothing to read: readLent waits; the bytes come later and are written back.
-            let small = Task { try await actor.echoLent(right) }
-            await expectStep(&steps, "readLent")
-            #expect(await actor.log == [], "readLent returned with nothing sent")
-            try await left.write(Array("late".utf8))
-            #expect(try await small.value == 4)
-            await expectStep(&steps, "write")
-            #expect(try await left.read(maxBytes: 64) == Array("late".utf8))
+                // Nothing to read: readLent waits; the bytes come later and are written back.
+                let small = Task { try await actor.echoLent(right) }
+                await expectStep(&steps, "readLent")
+                #expect(await actor.log == [], "readLent returned with nothing sent")
+                try await left.write(Array("late".utf8))
+                #expect(try await small.value == 4)
+                await expectStep(&steps, "write")
+                #expect(try await left.read(maxBytes: 64) == Array("late".utf8))
 
-            // 64 KiB are there at once (one lent buffer); writing them back waits for room.
-            let sent = pattern(64 << 10, seed: 1)
-            try await left.write(sent)
-            let large = Task { try await actor.echoLent(right) }
-            await expectStep(&steps, "readLent")
-            await expectStep(&steps, "write")
-            #expect(await actor.log == ["readLent 4", "wrote 4", "readLent 65536"])
-            var echoed: [UInt8] = []
-            while echoed.count < sent.count { echoed += try await left.read(maxBytes: 64 << 10) }
-            #expect(try await large.value == sent.count)
-            #expect(echoed == sent)
-            #expect(await actor.log.last == "wrote 65536")
-            #expect(await actor.threads == Array(repeating: loopThread, count: 6))
-            await left.close()
-            await right.close()
-            loop.stop()
-            try loop.join()
+                // 64 KiB are there at once (one lent buffer); writing them back waits for room.
+                let sent = pattern(64 << 10, seed: 1)
+                try await left.write(sent)
+                let large = Task { try await actor.echoLent(right) }
+                await expectStep(&steps, "readLent")
+                await expectStep(&steps, "write")
+                #expect(await actor.log == ["readLent 4", "wrote 4", "readLent 65536"])
+                var echoed: [UInt8] = []
+                while echoed.count < sent.count {
+                    echoed += try await left.read(maxBytes: 64 << 10)
+                }
+                #expect(try await large.value == sent.count)
+                #expect(echoed == sent)
+                #expect(await actor.log.last == "wrote 65536")
+                #expect(await actor.threads == Array(repeating: loopThread, count: 6))
+            }
         }
     }
 
@@ -69,38 +66,32 @@ struct AsyncActorTests {
         .timeLimit(.minutes(10)))
     func inboundSequence() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let actor = LoopActor(loop: handle)
-            var steps = actor.steps.makeAsyncIterator()
-            let loopThread = await loopThreadID(handle)
+            try await withConnectedPair(EpollSelector.self) { handle, left, right in
+                let actor = LoopActor(loop: handle)
+                var steps = actor.steps.makeAsyncIterator()
+                let loopThread = await loopThreadID(handle)
 
-            let collecting = Task { try await actor.collectInbound(right, maxChunk: 10_000) }
-            await expectStep(&steps, "inbound")
-            #expect(await actor.log == [], "the sequence yielded with nothing sent")
-            // More than the pair's buffers hold: the writer and the sequence take turns.
-            let sent = pattern(600_000, seed: 2)
-            try await left.write(sent)
-            await left.close()
-            let received = try await collecting.value
-            #expect(received.count == sent.count)
-            #expect(received == sent)
-            let log = await actor.log
-            #expect(log.last == "ended 600000")
-            #expect(log.dropLast().allSatisfy { $0.hasPrefix("chunk ") })
-            #expect(log.count >= 61, "chunks of at most 10,000 bytes")
-            let threads = await actor.threads
-            #expect(Set(threads) == [loopThread])
-            #expect(threads.count == log.count + 1)
-            // The end of file stays: the actor's next read returns [] at once.
-            #expect(try await Task { try await actor.read(from: right) }.value == [])
-            await expectStep(&steps, "read")
-            await right.close()
-            loop.stop()
-            try loop.join()
+                let collecting = Task { try await actor.collectInbound(right, maxChunk: 10_000) }
+                await expectStep(&steps, "inbound")
+                #expect(await actor.log == [], "the sequence yielded with nothing sent")
+                // More than the pair's buffers hold: the writer and the sequence take turns.
+                let sent = pattern(600_000, seed: 2)
+                try await left.write(sent)
+                await left.close()
+                let received = try await collecting.value
+                #expect(received.count == sent.count)
+                #expect(received == sent)
+                let log = await actor.log
+                #expect(log.last == "ended 600000")
+                #expect(log.dropLast().allSatisfy { $0.hasPrefix("chunk ") })
+                #expect(log.count >= 61, "chunks of at most 10,000 bytes")
+                let threads = await actor.threads
+                #expect(Set(threads) == [loopThread])
+                #expect(threads.count == log.count + 1)
+                // The end of file stays: the actor's next read returns [] at once.
+                #expect(try await Task { try await actor.read(from: right) }.value == [])
+                await expectStep(&steps, "read")
+            }
         }
     }
 
@@ -204,37 +195,31 @@ struct AsyncActorTests {
         .timeLimit(.minutes(10)))
     func closeWhileWaiting() async throws {
         try await Backend.epoll.runAsync { _ in
-            let loop = try ReactorThread<EpollSelector>()
-            let handle = loop.handle
-            let (a, b) = try UnixStream.pair()
-            let left = try await AsyncConnection(wrapping: a, on: handle)
-            let right = try await AsyncConnection(wrapping: b, on: handle)
-            let actor = LoopActor(loop: handle)
-            var steps = actor.steps.makeAsyncIterator()
-            let loopThread = await loopThreadID(handle)
+            try await withConnectedPair(EpollSelector.self) { handle, _, right in
+                let actor = LoopActor(loop: handle)
+                var steps = actor.steps.makeAsyncIterator()
+                let loopThread = await loopThreadID(handle)
 
-            let reading = Task { try await actor.read(from: right) }
-            await expectStep(&steps, "read")
-            let writing = Task { try await actor.write(pattern(2 << 20, seed: 6), to: right) }
-            await expectStep(&steps, "write")
-            #expect(await actor.log == [], "a call returned that should wait")
-            // This task has no executor preference: the close hops to the loop.
-            await right.close()
-            await #expect(throws: Errno.EBADF) { _ = try await reading.value }
-            await #expect(throws: Errno.EBADF) { try await writing.value }
-            // In either order: a call still on its way to installing its waiter when the
-            // close ran sees the close when it installs.
-            let log = await actor.log
-            #expect(log.count == 2 && Set(log) == ["read threw", "write threw"])
-            // Later calls throw it at once.
-            await #expect(throws: Errno.EBADF) {
-                _ = try await Task { try await actor.read(from: right) }.value
+                let reading = Task { try await actor.read(from: right) }
+                await expectStep(&steps, "read")
+                let writing = Task { try await actor.write(pattern(2 << 20, seed: 6), to: right) }
+                await expectStep(&steps, "write")
+                #expect(await actor.log == [], "a call returned that should wait")
+                // This task has no executor preference: the close hops to the loop.
+                await right.close()
+                await #expect(throws: Errno.EBADF) { _ = try await reading.value }
+                await #expect(throws: Errno.EBADF) { try await writing.value }
+                // In either order: a call still on its way to installing its waiter when the
+                // close ran sees the close when it installs.
+                let log = await actor.log
+                #expect(log.count == 2 && Set(log) == ["read threw", "write threw"])
+                // Later calls throw it at once.
+                await #expect(throws: Errno.EBADF) {
+                    _ = try await Task { try await actor.read(from: right) }.value
+                }
+                await expectStep(&steps, "read")
+                #expect(await actor.threads == Array(repeating: loopThread, count: 6))
             }
-            await expectStep(&steps, "read")
-            #expect(await actor.threads == Array(repeating: loopThread, count: 6))
-            await left.close()
-            loop.stop()
-            try loop.join()
         }
     }
 
@@ -246,44 +231,39 @@ struct AsyncActorTests {
     }
 
     static func readWriteWait<S: EventSelector>(_: S.Type) async throws {
-        let loop = try ReactorThread<S>()
-        let handle = loop.handle
-        let (a, b) = try UnixStream.pair()
-        let left = try await AsyncConnection(wrapping: a, on: handle)
-        let right = try await AsyncConnection(wrapping: b, on: handle)
-        let actor = LoopActor(loop: handle)
-        var steps = actor.steps.makeAsyncIterator()
-        let loopThread = await loopThreadID(handle)
+        try await withConnectedPair(S.self) { handle, left, right in
+            let actor = LoopActor(loop: handle)
+            var steps = actor.steps.makeAsyncIterator()
+            let loopThread = await loopThreadID(handle)
 
-        let reading = Task { try await actor.read(from: right) }
-        await expectStep(&steps, "read")
-        #expect(await actor.log == [])
-        try await left.write(Array("late".utf8))
-        #expect(try await reading.value == Array("late".utf8))
+            let reading = Task { try await actor.read(from: right) }
+            await expectStep(&steps, "read")
+            #expect(await actor.log == [])
+            try await left.write(Array("late".utf8))
+            #expect(try await reading.value == Array("late".utf8))
 
-        let big = pattern(2 << 20, seed: 7)
-        let writing = Task { try await actor.write(big, to: right) }
-        await expectStep(&steps, "write")
-        #expect(await actor.log == ["read 4"])
-        var received: [UInt8] = []
-        while received.count < big.count { received += try await left.read(maxBytes: 64 << 10) }
-        try await writing.value
-        #expect(received == big)
+            let big = pattern(2 << 20, seed: 7)
+            let writing = Task { try await actor.write(big, to: right) }
+            await expectStep(&steps, "write")
+            #expect(await actor.log == ["read 4"])
+            var received: [UInt8] = []
+            while received.count < big.count { received += try await left.read(maxBytes: 64 << 10) }
+            try await writing.value
+            #expect(received == big)
 
-        let lending = Task { try await actor.echoLent(right) }
-        await expectStep(&steps, "readLent")
-        #expect(await actor.log == ["read 4", "wrote \(2 << 20)"])
-        try await left.write(Array("lent".utf8))
-        #expect(try await lending.value == 4)
-        await expectStep(&steps, "write")
-        #expect(try await left.read(maxBytes: 64) == Array("lent".utf8))
-        #expect(await actor.log == ["read 4", "wrote \(2 << 20)", "readLent 4", "wrote 4"])
-        #expect(await actor.threads == Array(repeating: loopThread, count: 7))
-        await left.close()
-        await right.close()
-        #expect(try await handle.query { $0.handlerCount } == 0)
-        loop.stop()
-        try loop.join()
+            let lending = Task { try await actor.echoLent(right) }
+            await expectStep(&steps, "readLent")
+            #expect(await actor.log == ["read 4", "wrote \(2 << 20)"])
+            try await left.write(Array("lent".utf8))
+            #expect(try await lending.value == 4)
+            await expectStep(&steps, "write")
+            #expect(try await left.read(maxBytes: 64) == Array("lent".utf8))
+            #expect(await actor.log == ["read 4", "wrote \(2 << 20)", "readLent 4", "wrote 4"])
+            #expect(await actor.threads == Array(repeating: loopThread, count: 7))
+            await left.close()
+            await right.close()
+            #expect(try await handle.query { $0.handlerCount } == 0)
+        }
     }
 }
 

@@ -85,15 +85,18 @@ func readAll<S: EventSelector>(_ connection: AsyncConnection<S>) async throws ->
 }
 
 /// Runs `body` with the handle of a reactor thread on `S` and two `AsyncConnection`s on it over
-/// a connected Unix socket pair; then closes both (again, if `body` did), stops the loop and
-/// joins it, whether or not `body` threw.
+/// a connected Unix socket pair (set up first by `configure`, e.g. a smaller send buffer);
+/// then closes both (again, if `body` did), stops the loop and joins it, whether or not `body`
+/// threw.
 func withConnectedPair<S: EventSelector>(
     _: S.Type,
+    configure: (UnixStream, UnixStream) throws -> Void = { _, _ in },
     _ body: (Reactor<S>.Handle, AsyncConnection<S>, AsyncConnection<S>) async throws -> Void
 ) async throws {
     let loop = try ReactorThread<S>()
     let handle = loop.handle
     let (a, b) = try UnixStream.pair()
+    try configure(a, b)
     let left = try await AsyncConnection(wrapping: a, on: handle)
     let right = try await AsyncConnection(wrapping: b, on: handle)
     var failure: (any Error)?
