@@ -40,7 +40,10 @@ let package = Package(
                 .target(name: "CKqueue", condition: .when(platforms: [.linux], traits: ["Kqueue"])),
             ]),
         .target(name: "Net", dependencies: ["SysCalls"]),
-        .target(name: "Reactor", dependencies: ["Selector", "Net", "SysCalls"]),
+        // The Swift runtime's task cancellation handler entry points, for the async I/O's waits.
+        .target(name: "CTaskCancellation"),
+        .target(
+            name: "Reactor", dependencies: ["Selector", "Net", "SysCalls", "CTaskCancellation"]),
         .target(name: "ReactorTesting", dependencies: ["Reactor", "Selector", "Net", "SysCalls"]),
         .executableTarget(
             name: "Delays", dependencies: ["Selector", "SysCalls"], path: "Examples/Delays"),

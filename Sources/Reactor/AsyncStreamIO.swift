@@ -1,3 +1,4 @@
+import CTaskCancellation
 import Selector
 import SysCalls
 
@@ -39,10 +40,9 @@ final class AsyncStreamIO: @unchecked Sendable {
         var busy = false
         /// Names the current wait, so that a late cancellation never reaches a later one.
         var generation: UInt32 = 0
-        /// The current wait was cancelled before its waiter was installed (an actor's wait
-        /// switches executors, through the loop's queue, between registering its cancellation
-        /// handler and the install, so the cancellation can run in between): the install then
-        /// ends it at once.
+        /// The current wait's cancellation reached the loop before its waiter was installed
+        /// (a guard: the handler queues it, and the install runs in the same loop job as the
+        /// handler's add): the install then ends it at once.
         var cancelled = false
         /// The waiting task.
         var waiter: UnsafeContinuation<Wake, Never>?
@@ -65,6 +65,9 @@ final class AsyncStreamIO: @unchecked Sendable {
 
     private var reading = Slot()
     private var writing = Slot()
+    /// Where each direction's cancellation handler points ([read, write]): this object and
+    /// the generation of the wait in progress.
+    private let cancelTargets: UnsafeMutablePointer<ctc_target>
     /// The peer shut down or the socket failed: reads never wait for an event again (the end
     /// of file, or the error, is there to read).
     private var readClosed = false
@@ -78,10 +81,39 @@ final class AsyncStreamIO: @unchecked Sendable {
         self.signals = signals
         self.shortReadDrains = shortReadDrains
         self.queueOnLoop = queueOnLoop
+        cancelTargets = .allocate(capacity: 2)
+        for direction in [Direction.read, .write] {
+            (cancelTargets + Int(direction.rawValue)).initialize(
+                to: ctc_target(
+                    run: AsyncStreamIO.cancelled, owner: nil, tag: UInt32(direction.rawValue),
+                    generation: 0, armed: 0))
+        }
+        // Unretained: a handler is added only while a wait of this object is in progress
+        // (the waiting task holds it) and removed before that wait returns.
+        let owner = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
+        cancelTargets[0].owner = owner
+        cancelTargets[1].owner = owner
     }
 
     deinit {
         assert(reading.waiter == nil && writing.waiter == nil, "a waiting call was never resumed")
+        assert(
+            ctc_target_is_armed(cancelTargets) == 0 && ctc_target_is_armed(cancelTargets + 1) == 0,
+            "a cancellation handler outlived its wait")
+        cancelTargets.deallocate()
+    }
+
+    /// A task waiting here was cancelled (any thread): the wait of `generation` ends on the
+    /// loop. If the reactor is gone, its shutdown has resumed (or will resume) the waiter with
+    /// `.closed`.
+    private static let cancelled: ctc_handler = { owner, tag, generation in
+        guard let owner, let direction = Direction(rawValue: UInt8(truncatingIfNeeded: tag))
+        else { return }
+        let io = Unmanaged<AsyncStreamIO>.fromOpaque(owner).takeUnretainedValue()
+        assert(
+            ctc_target_is_armed(io.cancelTargets + Int(direction.rawValue)) != 0,
+            "a cancellation handler ran outside its wait")
+        _ = io.queueOnLoop { [io] in io.cancelWait(direction, generation: generation) }
     }
 
     /// Whether the calling thread is the reactor's (a task on its executor, an actor on its
@@ -441,6 +473,12 @@ final class AsyncStreamIO: @unchecked Sendable {
 
     /// Suspends until `direction` may be ready again, the connection closes (EBADF) or the
     /// task is cancelled (`CancellationError`).
+    ///
+    /// The wait stays on the caller's executor from start to end: the cancellation handler is
+    /// added and removed here (`ctc_add` / `ctc_remove`, the runtime calls that
+    /// `withTaskCancellationHandler` makes) instead of around a closure, which would run on the
+    /// generic executor and make the task switch executors on entering it and on returning,
+    /// each switch a look-up of the task's executor preference under its status lock.
     @inline(__always)
     nonisolated(nonsending) private func wait(_ direction: Direction) async throws {
         // No `Task.isCancelled` test first (a task look-up, a retain and a release per wait): a
@@ -457,50 +495,16 @@ final class AsyncStreamIO: @unchecked Sendable {
             writing.cancelled = false
             generation = writing.generation
         }
-        let wake: Wake
-        let caller = #isolation
-        if let caller {
-            wake = await waitIsolated(direction, generation: generation, isolation: caller)
-        } else {
-            // Not isolated: on the loop only as a task that prefers the loop's executor, where
-            // the generic executor is the loop. The form without an isolation parameter runs
-            // `operation` where it is called and hops nowhere, where the isolated form switches
-            // executors on entry and on return (each switch a lookup of the task's executor
-            // preference under the task's status lock). `install` checks that it runs on the
-            // reactor's thread.
-            wake = await _unsafeInheritExecutor_withTaskCancellationHandler {
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                    install(continuation, direction)
-                }
-            } onCancel: { [self] in
-                // Any thread: the wait is ended on the loop. If the reactor is gone, its
-                // shutdown has resumed (or will resume) the waiter with `.closed`.
-                _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
-            }
+        let target = cancelTargets + Int(direction.rawValue)
+        ctc_target_arm(target, generation)
+        let record = ctc_add(target)
+        let wake = await _unsafeInheritExecutor_withUnsafeContinuation {
+            (continuation: UnsafeContinuation<Wake, Never>) in
+            install(continuation, direction)
         }
+        ctc_remove(record)
+        ctc_target_disarm(target)
         try woken(wake)
-    }
-
-    /// `wait` for an actor living on the loop (its executor the loop's serial executor). The
-    /// closures capture the isolated parameter, so they run isolated to the actor: the whole
-    /// wait stays on the loop's thread. (A closure formed in the nonsending `wait` is not
-    /// isolated; it ran on the generic executor, which for a task with no executor preference
-    /// is the global pool, so the actor's I/O depended on a free pool thread.)
-    private func waitIsolated(
-        _ direction: Direction, generation: UInt32, isolation: isolated any Actor
-    ) async -> Wake {
-        await withTaskCancellationHandler(
-            operation: {
-                _ = isolation
-                return await withUnsafeContinuation(isolation: isolation) {
-                    (continuation: UnsafeContinuation<Wake, Never>) in
-                    install(continuation, direction)
-                }
-            },
-            onCancel: { [self] in
-                // Any thread: the wait is ended on the loop.
-                _ = queueOnLoop { [self] in cancelWait(direction, generation: generation) }
-            }, isolation: isolation)
     }
 
     /// How a wait ended, as its caller sees it: nothing (try again), `CancellationError` or

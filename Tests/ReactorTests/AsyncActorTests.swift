@@ -147,9 +147,9 @@ struct AsyncActorTests {
     // Documents what a cancelled write leaves: the connection open and usable, the peer
     // reading a prefix of the bytes (neither none nor all of them: 219,264 bytes with a
     // socket pair's default buffers on Linux when this was written) and then what follows.
-    // The cancellation may land while the waiter is installed or just before it: an actor's
-    // wait switches executors (jobs through the loop's queue) between registering its
-    // cancellation handler and installing its waiter. This hung before 5b59b2d.
+    // The cancellation may land while the waiter is installed or before it (when an actor's
+    // wait switched executors between registering its cancellation handler and installing its
+    // waiter, as it did until the wait added its handler itself). This hung before 5b59b2d.
     @Test(
         "an actor's write that waits, cancelled, throws CancellationError; a prefix was sent",
         .timeLimit(.minutes(10)))
