@@ -8,19 +8,25 @@ extern __attribute__((swiftcall)) void *swift_task_addCancellationHandler(
     ctc_swift_handler handler, void *context);
 extern __attribute__((swiftcall)) void swift_task_removeCancellationHandler(void *record);
 
-static __attribute__((swiftcall)) void ctc_forward(void *context __attribute__((swift_context))) {
-    const ctc_target *target = context;
-    target->run(target->owner, target->tag, __atomic_load_n(&target->generation, __ATOMIC_RELAXED));
+static ctc_handler ctc_the_handler;
+
+void ctc_set_handler(ctc_handler handler) {
+    __atomic_store_n(&ctc_the_handler, handler, __ATOMIC_RELEASE);
 }
 
-void *ctc_add(ctc_target *target) {
+static __attribute__((swiftcall)) void ctc_forward(void *context __attribute__((swift_context))) {
+    ctc_handler handler = __atomic_load_n(&ctc_the_handler, __ATOMIC_ACQUIRE);
+    if (handler) handler(context);
+}
+
+void *ctc_add(const void *context) {
 #if __has_feature(ptrauth_calls)
     // The runtime authenticates the handler with its own discriminator (arm64e only).
     ctc_swift_handler handler = __builtin_ptrauth_sign_unauthenticated(
         __builtin_ptrauth_strip((void *)ctc_forward, 0), 0, 3848);
-    return swift_task_addCancellationHandler(handler, target);
+    return swift_task_addCancellationHandler(handler, (void *)context);
 #else
-    return swift_task_addCancellationHandler(ctc_forward, target);
+    return swift_task_addCancellationHandler(ctc_forward, (void *)context);
 #endif
 }
 

@@ -1,5 +1,6 @@
 import CTaskCancellation
 import Selector
+import Synchronization
 import SysCalls
 
 /// The I/O half of an `AsyncConnection`, run by tasks on the reactor's thread: reads and writes
@@ -65,9 +66,11 @@ final class AsyncStreamIO: @unchecked Sendable {
 
     private var reading = Slot()
     private var writing = Slot()
-    /// Where each direction's cancellation handler points ([read, write]): this object and
-    /// the generation of the wait in progress.
-    private let cancelTargets: UnsafeMutablePointer<ctc_target>
+    /// Each direction's wait as its cancellation handler sees it, from any thread: the wait's
+    /// generation, plus `armedBit` from before its handler is added to after it is removed.
+    private let readCancel = Atomic<UInt64>(0)
+    private let writeCancel = Atomic<UInt64>(0)
+    private static let armedBit: UInt64 = 1 << 32
     /// The peer shut down or the socket failed: reads never wait for an event again (the end
     /// of file, or the error, is there to read).
     private var readClosed = false
@@ -81,38 +84,51 @@ final class AsyncStreamIO: @unchecked Sendable {
         self.signals = signals
         self.shortReadDrains = shortReadDrains
         self.queueOnLoop = queueOnLoop
-        cancelTargets = .allocate(capacity: 2)
-        for direction in [Direction.read, .write] {
-            (cancelTargets + Int(direction.rawValue)).initialize(
-                to: ctc_target(
-                    run: AsyncStreamIO.cancelled, owner: nil, tag: UInt32(direction.rawValue),
-                    generation: 0, armed: 0))
-        }
-        // Unretained: a handler is added only while a wait of this object is in progress
-        // (the waiting task holds it) and removed before that wait returns.
-        let owner = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
-        cancelTargets[0].owner = owner
-        cancelTargets[1].owner = owner
+        ctc_set_handler(AsyncStreamIO.cancelled)
+        assert(
+            UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) & 1 == 0,
+            "an odd object address")
     }
 
     deinit {
         assert(reading.waiter == nil && writing.waiter == nil, "a waiting call was never resumed")
         assert(
-            ctc_target_is_armed(cancelTargets) == 0 && ctc_target_is_armed(cancelTargets + 1) == 0,
-            "a cancellation handler outlived its wait")
-        cancelTargets.deallocate()
+            (readCancel.load(ordering: .relaxed) | writeCancel.load(ordering: .relaxed))
+                & Self.armedBit == 0, "a cancellation handler outlived its wait")
     }
 
-    /// A task waiting here was cancelled (any thread): the wait of `generation` ends on the
-    /// loop. If the reactor is gone, its shutdown has resumed (or will resume) the waiter with
-    /// `.closed`.
-    private static let cancelled: ctc_handler = { owner, tag, generation in
-        guard let owner, let direction = Direction(rawValue: UInt8(truncatingIfNeeded: tag))
-        else { return }
+    /// What a cancellation handler of `direction`'s wait is given: this object's address (not
+    /// retained: a handler is added only while a wait of this object is in progress, which the
+    /// waiting task holds it for, and removed before that wait returns) with the direction in
+    /// its lowest bit (objects are at least 16-byte aligned).
+    @inline(__always)
+    private func cancelContext(_ direction: Direction) -> UnsafeRawPointer {
+        let address = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+        return UnsafeRawPointer(bitPattern: address | UInt(direction.rawValue))!
+    }
+
+    /// Sets what `direction`'s cancellation handler sees (on the loop, around a wait).
+    @inline(__always)
+    private func setCancelState(_ direction: Direction, _ state: UInt64) {
+        switch direction {
+        case .read: readCancel.store(state, ordering: .relaxed)
+        case .write: writeCancel.store(state, ordering: .relaxed)
+        }
+    }
+
+    /// A task waiting here was cancelled (any thread): the current wait in the context's
+    /// direction ends on the loop. If the reactor is gone, its shutdown has resumed (or will
+    /// resume) the waiter with `.closed`.
+    private static let cancelled: ctc_handler = { context in
+        let bits = UInt(bitPattern: context)
+        guard let owner = UnsafeRawPointer(bitPattern: bits & ~1) else { return }
         let io = Unmanaged<AsyncStreamIO>.fromOpaque(owner).takeUnretainedValue()
-        assert(
-            ctc_target_is_armed(io.cancelTargets + Int(direction.rawValue)) != 0,
-            "a cancellation handler ran outside its wait")
+        let direction: Direction = bits & 1 == 0 ? .read : .write
+        let state =
+            direction == .read
+            ? io.readCancel.load(ordering: .relaxed) : io.writeCancel.load(ordering: .relaxed)
+        assert(state & armedBit != 0, "a cancellation handler ran outside its wait")
+        let generation = UInt32(truncatingIfNeeded: state)
         _ = io.queueOnLoop { [io] in io.cancelWait(direction, generation: generation) }
     }
 
@@ -495,15 +511,14 @@ final class AsyncStreamIO: @unchecked Sendable {
             writing.cancelled = false
             generation = writing.generation
         }
-        let target = cancelTargets + Int(direction.rawValue)
-        ctc_target_arm(target, generation)
-        let record = ctc_add(target)
+        setCancelState(direction, UInt64(generation) | Self.armedBit)
+        let record = ctc_add(cancelContext(direction))
         let wake = await _unsafeInheritExecutor_withUnsafeContinuation {
             (continuation: UnsafeContinuation<Wake, Never>) in
             install(continuation, direction)
         }
         ctc_remove(record)
-        ctc_target_disarm(target)
+        setCancelState(direction, UInt64(generation))
         try woken(wake)
     }
 
