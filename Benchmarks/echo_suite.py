@@ -603,6 +603,7 @@ class Suite:
                                            lambda: self.timed(server, scenario))
                     if figures is None:
                         continue
+                    figures["rep"] = rep
                     data["timed"].setdefault(scenario[0], {}).setdefault(server, []).append(
                         figures)
                     log(f"timed rep {rep + 1}/{args.reps} {scenario[0]:>5} {server:<13} "
@@ -696,6 +697,21 @@ def fmt(value, digits=2):
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.{digits}f}"
+
+
+def paired_ratios(data, key, first, second, metric="cpu_us_per_msg"):
+    """first's metric ÷ second's in each repetition both ran (the pair ran minutes apart at
+    most, so a drift of the host's speed across the run cancels out of each ratio)."""
+    runs = data["timed"].get(key, {})
+    a, b = runs.get(first) or [], runs.get(second) or []
+    if all("rep" in run for run in a + b):
+        by_rep = {run["rep"]: run.get(metric) for run in b}
+        pairs = [(run.get(metric), by_rep.get(run["rep"])) for run in a]
+    elif len(a) == len(b):  # results from before repetitions were recorded
+        pairs = [(x.get(metric), y.get(metric)) for x, y in zip(a, b)]
+    else:
+        return []
+    return [x / y for x, y in pairs if x is not None and y]
 
 
 def ratio(value, floor):
@@ -1114,7 +1130,13 @@ def report(data, args):
 
     def noise(key, *pair, metric="cpu_us_per_msg"):
         spreads = [table.get(("spread:" + metric, key, s)) for s in pair]
-        return " / ".join("n/a" if v is None else f"{v * 100:.0f} %" for v in spreads)
+        text = " / ".join("n/a" if v is None else f"{v * 100:.0f} %" for v in spreads)
+        if metric == "cpu_us_per_msg" and len(pair) == 2:
+            ratios = paired_ratios(data, key, *pair)
+            if len(ratios) >= 2:
+                text += ("; per repetition " + ", ".join(f"{r:.2f}" for r in ratios)
+                         + f", median {median(ratios):.2f}")
+        return text
 
     def times(value):
         return "n/a" if value is None else f"{value:.2f}×"
@@ -1292,7 +1314,10 @@ def report(data, args):
         f"{'; '.join(noisy) if noisy else 'none'}.")
     add("- A verdict that compares two medians closer together than their run-to-run spread "
         "(the CPU-per-message targets in particular) can flip between runs; read it with the "
-        "spread next to it.")
+        "spread next to it. The CPU targets' verdicts are the ratio of the two medians; beside "
+        "them, the ratio in each repetition (both servers ran within minutes of each other, so "
+        "a drift of the host's speed across the run cancels out of it) and its median, for "
+        "reading, not for the verdict.")
     add("- Two cores: the server and the load generator each own one, so the kernel's "
         "loopback work, softirqs and anything else running on the machine compete with them. "
         "The load averages above show how busy the machine was.")
