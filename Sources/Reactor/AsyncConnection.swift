@@ -177,6 +177,7 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
 
     /// Writes all of `bytes` (see `write(_:)` for a buffer), waiting while the kernel's buffer
     /// is full.
+    @inlinable
     public nonisolated(nonsending) func write(_ bytes: borrowing LentBytes) async throws {
         try await write(bytes.bytes)
     }
@@ -196,8 +197,31 @@ public final class AsyncConnection<Backend: EventSelector>: Sendable {
 
     /// Writes all of `bytes`, waiting while the kernel's buffer is full. `bytes` must stay
     /// valid and untouched until the call returns.
+    ///
+    /// Inlined into the caller: a write that the kernel takes whole at once (the common case
+    /// on the reactor's executor) is a plain call, with no async frame of its own.
+    @inlinable
     public nonisolated(nonsending) func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        if isOnLoop { return try await io.write(bytes) }
+        let offset = try _writeAtOnce(bytes)
+        if offset < 0 { return }
+        try await _writeRest(bytes, from: offset)
+    }
+
+    /// `write`'s first attempt, made without suspending: -1 if all of `bytes` went out, else
+    /// where the rest starts (0 off the reactor's thread, where nothing was tried).
+    @usableFromInline
+    func _writeAtOnce(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        guard isOnLoop else { return 0 }
+        return try io.writeAtOnce(bytes)
+    }
+
+    /// The rest of `write` from `offset`: waits on the loop, or hops there for the whole write
+    /// (off the reactor's thread, where `_writeAtOnce` tried nothing).
+    @usableFromInline
+    nonisolated(nonsending) func _writeRest(_ bytes: UnsafeRawBufferPointer, from offset: Int)
+        async throws
+    {
+        if isOnLoop { return try await io.writeRest(bytes, from: offset) }
         try await writeHopping(bytes)
     }
 

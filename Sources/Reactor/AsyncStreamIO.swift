@@ -222,6 +222,28 @@ final class AsyncStreamIO: @unchecked Sendable {
         }
     }
 
+    /// `write`'s first attempt on its own (`AsyncConnection.write` inlines it into the
+    /// caller): -1 if all of `bytes` went out, else how many did (the rest is for
+    /// `writeRest`).
+    func writeAtOnce(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        var offset = 0
+        return try writeNow(bytes, from: &offset) ? -1 : offset
+    }
+
+    /// `write` from `offset`, after `writeAtOnce` found the kernel's buffer full.
+    @inline(__always)
+    nonisolated(nonsending) func writeRest(_ bytes: UnsafeRawBufferPointer, from offset: Int)
+        async throws
+    {
+        var offset = offset
+        begin(.write)
+        defer { writing.busy = false }
+        while true {
+            try await wait(.write)
+            if try writeReady(bytes, from: &offset) { return }
+        }
+    }
+
     /// `write` of an array's bytes.
     @inline(__always)
     nonisolated(nonsending) func write(_ bytes: ArraySlice<UInt8>) async throws {
