@@ -87,7 +87,12 @@ extension Reactor {
                     throw Errno(Errno.EBADF.code, call: "enqueue (reactor closed)")
                 }
                 localJobs.pointee.append(job)
-                signals.raise(LoopSignals.localJobs)
+                // Only this thread raises or lowers `localJobs` (the loop lowers it before it
+                // takes the jobs), so a plain load tells whether this batch raised it already:
+                // one locked read-modify-write per batch instead of per job.
+                if signals.current & LoopSignals.localJobs == 0 {
+                    signals.raise(LoopSignals.localJobs)
+                }
                 return
             }
             let wasEmpty = try lock.withLock { () throws(Errno) -> Bool in
