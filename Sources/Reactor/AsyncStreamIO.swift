@@ -85,9 +85,7 @@ final class AsyncStreamIO: @unchecked Sendable {
         self.shortReadDrains = shortReadDrains
         self.queueOnLoop = queueOnLoop
         ctc_set_handler(AsyncStreamIO.cancelled)
-        assert(
-            UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) & 1 == 0,
-            "an odd object address")
+        assert(UInt(bitPattern: ObjectIdentifier(self)) & 1 == 0, "an odd object address")
     }
 
     deinit {
