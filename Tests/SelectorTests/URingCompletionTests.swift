@@ -103,6 +103,66 @@ struct URingCompletionTests {
         }
     }
 
+    /// Whether some io_uring of this process holds `fd`'s socket (inode `inode`) in its
+    /// registered-file table, at the slot of `fd`'s number (/proc/self/fdinfo of the ring lists
+    /// each filled slot as "<slot>: socket:[<inode>]").
+    private static func registeredFilesHold(_ inode: UInt64, at fd: FileDescriptor) -> Bool {
+        let slot = "\(fd.rawValue): socket:[\(inode)]"
+        for number in openDescriptors().keys {
+            guard let file = fopen("/proc/self/fdinfo/\(number)", "r") else { continue }
+            defer { fclose(file) }
+            var text: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while case let count = fread(&chunk, 1, chunk.count, file), count > 0 {
+                text += chunk[..<count]
+            }
+            let info = String(decoding: text, as: UTF8.self)
+            if info.contains("UserFiles:")
+                && info.split(separator: "\n").contains(where: { $0.hasSuffix(slot) })
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    @Test(
+        "sends go through the registered-file table; ending the I/O empties the slot, so the socket closes with its descriptor"
+    )
+    func sendsThroughRegisteredFiles() throws {
+        try Backend.uring.run { _ in
+            let fds = Descriptors()
+            defer { fds.closeAll() }
+            let selector = try URingSelector()
+            let (a, b) = try unixPair(fds)
+            // The first receive makes the buffers and the table.
+            try selector.receive(a, token: 1)
+            #expect(selector.registeredFileSlots > Int(a.rawValue))
+            let inode = try Sys.fstat(a).inode
+            #expect(!Self.registeredFilesHold(inode, at: a))
+            final class Owner {}
+            let message = Array("through the table".utf8)
+            try message.withUnsafeBytes { raw in
+                try selector.send(a, token: 1, bytes: raw, keepingAlive: Owner())
+                let seen = try Self.collect(selector) { $0.contains { $0.0.operation == .send } }
+                #expect(seen.first { $0.0.operation == .send }?.0.result == Int32(message.count))
+            }
+            #expect(Self.registeredFilesHold(inode, at: a), "the send did not use the table")
+            #expect(try drain(b) == message.count)
+            selector.endIO(a)
+            fds.close(a)
+            // The next enter ends the receive and empties the slot: the socket closes there.
+            var events = Events(capacity: 4)
+            try selector.select(into: &events, timeout: .zero)
+            #expect(!Self.registeredFilesHold(inode, at: a), "ending the I/O left the slot full")
+            var byte: UInt8 = 0
+            let result = try withUnsafeMutableBytes(of: &byte) { (raw) throws(Errno) in
+                try Sys.read(b, into: raw)
+            }
+            #expect(result == .processed(0), "the socket outlived its descriptor: \(result)")
+        }
+    }
+
     @Test("a send the socket cannot take whole completes with the part it took")
     func partialSend() throws {
         try Backend.uring.run { _ in
