@@ -675,11 +675,19 @@ public final class URingSelector: EventSelector {
     /// with EBADF).
     private func registerFixed(_ fd: Int32) throws(Errno) {
         guard let values = state.pointee.fixedValues else { return }
-        let sqe = try submission()
         values[Int(fd)] = fd
+        try queueFilesUpdate(slot: fd, reading: values + Int(fd))
+    }
+
+    /// Queues an IORING_OP_FILES_UPDATE of table slot `slot` to the descriptor at `value`
+    /// (read when the submission runs), with no completion unless it fails (dropped then).
+    private func queueFilesUpdate(slot: Int32, reading value: UnsafeMutablePointer<Int32>)
+        throws(Errno)
+    {
+        let sqe = try submission()
         csys_io_uring_prep(
             sqe, UInt8(IORING_OP_FILES_UPDATE.rawValue), -1,
-            UInt64(UInt(bitPattern: values + Int(fd))), 1, UInt64(fd), Self.removalData)
+            UInt64(UInt(bitPattern: value)), 1, UInt64(slot), Self.removalData)
         csys_io_uring_sqe_set_flags(sqe, UInt8(1 << IOSQE_CQE_SKIP_SUCCESS_BIT))
     }
 
@@ -691,7 +699,7 @@ public final class URingSelector: EventSelector {
     private func unregisterFixed(_ fd: Int32) {
         guard let values = state.pointee.fixedValues else { return }
         let empty = values + state.pointee.fixedCount
-        guard let sqe = try? submission() else {
+        do throws(Errno) { try queueFilesUpdate(slot: fd, reading: empty) } catch {
             var update = io_uring_files_update()
             update.offset = UInt32(fd)
             update.fds = UInt64(UInt(bitPattern: empty))
@@ -700,12 +708,7 @@ public final class URingSelector: EventSelector {
                     ring.descriptor, opcode: UInt32(IORING_REGISTER_FILES_UPDATE),
                     argument: raw.baseAddress, count: 1)
             }
-            return
         }
-        csys_io_uring_prep(
-            sqe, UInt8(IORING_OP_FILES_UPDATE.rawValue), -1,
-            UInt64(UInt(bitPattern: empty)), 1, UInt64(fd), Self.removalData)
-        csys_io_uring_sqe_set_flags(sqe, UInt8(1 << IOSQE_CQE_SKIP_SUCCESS_BIT))
     }
 
     private func armReceive(_ fd: Int32, _ entry: UnsafeMutablePointer<IOEntry>) throws(Errno) {
