@@ -350,8 +350,15 @@ public final class Connection<Backend: EventSelector>: EventHandler {
     func handleEvent(_ event: Event, in context: LoopContext) {
         context.assertOnLoopThread()
         // The common event, readable alone, reads without testing the others.
-        if event.isReadableOnly { return readAvailable(sawReadClosed: false, in: context) }
+        if event.isReadableOnly { return handleReadable(in: context) }
         handleAnyEvent(event)
+    }
+
+    /// `handleEvent` for an event that reports readability alone; the dispatch loop inlines it.
+    @inline(__always)
+    func handleReadable(in context: LoopContext) {
+        context.assertOnLoopThread()
+        readAvailable(sawReadClosed: false, in: context)
     }
 
     /// `handleEvent` for every event but readable alone.

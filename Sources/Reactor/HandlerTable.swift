@@ -117,41 +117,77 @@ final class HandlerTable {
     /// The live slot of `token`, or nil if it is stale or unknown.
     @inline(__always)
     func slotIndex(_ token: Token) -> Int? {
-        let index = Int(token.rawValue & 0xFFFF_FFFF)
-        guard index < used else { return nil }
-        let slot = slots[index]
-        guard slot.tag == UInt32(truncatingIfNeeded: token.rawValue >> 32), slot.kind != .free
+        guard let index = matchingIndex(token), slots[index].kind != .free else { return nil }
+        return index
+    }
+
+    /// The slot whose tag `token` carries, or nil. The slot is live unless the token was not
+    /// made by this table (a free slot's kind, zero, is in none of its tokens); dispatch tests
+    /// the kind next anyway, so it skips `slotIndex`'s test.
+    @inline(__always)
+    private func matchingIndex(_ token: Token) -> Int? {
+        let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: token.rawValue))
+        guard index < used, slots[index].tag == UInt32(truncatingIfNeeded: token.rawValue >> 32)
         else { return nil }
         return index
+    }
+
+    /// Whether live slot `index` holds one of the reactor's `Connection`s (else a handler
+    /// called through its type).
+    @inline(__always)
+    private func isConnection(_ index: Int) -> Bool {
+        UInt8(truncatingIfNeeded: slots[index].tag) == Kind.connection.rawValue
     }
 
     /// Calls the live handler of `event.token` without retaining it: a `Connection` directly
     /// (inlined), any other handler through its type. Stale and unknown tokens are ignored.
     @inline(__always)
     func dispatch<Backend>(_ event: Event, reactor: Reactor<Backend>, context: LoopContext) {
-        let raw = event.token.rawValue
-        let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: raw))
-        guard index < used else { return }
-        let slot = slots + index
-        let tag = UInt32(truncatingIfNeeded: raw >> 32)
-        guard slot.pointee.tag == tag else { return }
-        // The tag matched, so the token's kind is the slot's (a free slot's never matches a
-        // live kind).
-        let kind = UInt8(truncatingIfNeeded: tag)
-        if kind == Kind.connection.rawValue {
-            // Borrowed and downcast unchecked (Benchmarks/UNSAFE.md: a retained reference costs
-            // 47 instructions per echo, a checked `as!` 371): the slot's object is owned by
-            // `owners[index]` while the slot is live, and a `.connection` slot only ever holds
-            // a `Connection<Backend>` of this reactor (`Reactor.register(_:interest:)`).
-            assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
-            slot.pointee.object._withUnsafeGuaranteedRef {
-                assert($0 is Connection<Backend>, "a .connection slot holds another type")
-                unsafeDowncast($0, to: Connection<Backend>.self).handleEvent(event, in: context)
-            }
-        } else if kind == Kind.handler.rawValue {
-            assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
-            slot.pointee.type._dispatch(slot.pointee.object, event, reactor: reactor)
+        guard let index = matchingIndex(event.token) else { return }
+        if isConnection(index) {
+            withConnection(at: index, of: reactor) { $0.handleEvent(event, in: context) }
+        } else {
+            callHandler(at: index, event, reactor)
         }
+    }
+
+    /// `dispatch` for an event that reports readability alone (the common one): a
+    /// `Connection` reads without testing the event's other bits.
+    @inline(__always)
+    func dispatchReadable<Backend>(_ token: Token, reactor: Reactor<Backend>, context: LoopContext)
+    {
+        guard let index = matchingIndex(token) else { return }
+        guard isConnection(index) else {
+            return callHandler(at: index, Event(token: token, readiness: .readable), reactor)
+        }
+        withConnection(at: index, of: reactor) { $0.handleReadable(in: context) }
+    }
+
+    /// Calls `body` with the `Connection` of live `.connection` slot `index`, borrowed.
+    @inline(__always)
+    private func withConnection<Backend>(
+        at index: Int, of reactor: Reactor<Backend>, _ body: (Connection<Backend>) -> Void
+    ) {
+        let slot = slots + index
+        // Borrowed and downcast unchecked (Benchmarks/UNSAFE.md: a retained reference costs
+        // 47 instructions per echo, a checked `as!` 371): the slot's object is owned by
+        // `owners[index]` while the slot is live, and a `.connection` slot only ever holds
+        // a `Connection<Backend>` of this reactor (`Reactor.register(_:interest:)`).
+        assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
+        slot.pointee.object._withUnsafeGuaranteedRef {
+            assert($0 is Connection<Backend>, "a .connection slot holds another type")
+            body(unsafeDowncast($0, to: Connection<Backend>.self))
+        }
+    }
+
+    /// Calls the handler of slot `index` (`matchingIndex`, not a `Connection`'s) with `event`;
+    /// nothing if the slot is free (a token this table did not make).
+    @inline(never)
+    private func callHandler<Backend>(at index: Int, _ event: Event, _ reactor: Reactor<Backend>) {
+        let slot = slots + index
+        guard slot.pointee.kind == .handler else { return }
+        assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
+        slot.pointee.type._dispatch(slot.pointee.object, event, reactor: reactor)
     }
 
     /// Calls the live handler of `completion.token` with it, as `dispatch` does events; false
@@ -160,23 +196,12 @@ final class HandlerTable {
     func dispatch<Backend>(
         _ completion: IOCompletion, reactor: Reactor<Backend>, context: LoopContext
     ) -> Bool {
-        let raw = completion.token.rawValue
-        let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: raw))
-        guard index < used else { return false }
-        let slot = slots + index
-        let tag = UInt32(truncatingIfNeeded: raw >> 32)
-        guard slot.pointee.tag == tag else { return false }
-        let kind = UInt8(truncatingIfNeeded: tag)
-        if kind == Kind.connection.rawValue {
-            // As in `dispatch`: borrowed, and a `.connection` slot holds a `Connection<Backend>`.
-            assert(owners[index].map { $0 === slot.pointee.object.takeUnretainedValue() } == true)
-            slot.pointee.object._withUnsafeGuaranteedRef {
-                assert($0 is Connection<Backend>, "a .connection slot holds another type")
-                unsafeDowncast($0, to: Connection<Backend>.self).handleCompletion(completion)
-            }
+        guard let index = matchingIndex(completion.token) else { return false }
+        if isConnection(index) {
+            withConnection(at: index, of: reactor) { $0.handleCompletion(completion) }
             return true
         }
-        guard kind == Kind.handler.rawValue, let handler = owners[index] else { return false }
+        guard slots[index].kind == .handler, let handler = owners[index] else { return false }
         handler._complete(completion, reactor: reactor)
         return true
     }

@@ -236,6 +236,7 @@ public final class Reactor<Backend: EventSelector> {
     /// A stop requested before `run()` is honoured: `run()` then shuts down and returns at
     /// once. Each request ends one `run()`, which consumes it on the way out, so a later
     /// `run()` runs again until the next request.
+    @_specialize(where Backend == DefaultSelector)
     public func run() throws(Errno) {
         if context.inTurn { throw Errno(Errno.EALREADY.code, call: "run (called from a handler)") }
         defer {
@@ -592,33 +593,62 @@ public final class Reactor<Backend: EventSelector> {
     /// Hands each event to its handler; stale and unknown tokens (and the waker's) find no
     /// live slot and are skipped. Generic only to name `reactor`'s connections: it needs no
     /// metadata of `Backend`, so it runs as fast unspecialized.
+    @inline(__always)
     func dispatch<Backend>(reactor: Reactor<Backend>) {
         // No copy of `events` (which would retain its storage for the loop): `runOnce` refuses
         // to be re-entered, so nothing refills or frees the records while they are read.
         assert(inTurn, "dispatch outside runOnce")
         assertOnLoopThread()
         let reader = events.reader
-        // The same loop twice, so that for the compact record layout (`Events`' own, and the
-        // kernel's on some platforms) every offset, the stride and the readable-only value are
-        // constants.
+        // For the compact record layout (`Events`' own, and the kernel's on some platforms)
+        // every offset, the stride and the readable-only value are constants, and the loop
+        // keeps none of the reader's other fields live across its calls; other layouts take
+        // the general loop, out of line.
         if reader.isCompact {
-            dispatch(reader, compact: true, reactor: reactor)
+            dispatchCompact(from: reader.firstToken, reactor: reactor)
         } else {
-            dispatch(reader, compact: false, reactor: reactor)
+            dispatchAnyLayout(reactor: reactor)
         }
     }
 
     @inline(__always)
-    private func dispatch<Backend>(_ reader: EventReader, compact: Bool, reactor: Reactor<Backend>)
-    {
+    private func dispatchCompact<Backend>(from first: UnsafeRawPointer, reactor: Reactor<Backend>) {
         let handlers = self.handlers
         // Steps a pointer through the records' tokens: no multiply per event.
+        var token = first
+        let end = token + events.endIndex &* EventReader.compactStride
+        while token < end {
+            // The record's first word is 1 exactly when it reports readability alone.
+            if token.loadUnaligned(fromByteOffset: -4, as: UInt32.self) == 1 {
+                handlers.dispatchReadable(
+                    Token(rawValue: token.loadUnaligned(as: UInt64.self)), reactor: reactor,
+                    context: self)
+            } else {
+                dispatchUncommon(atToken: token, reactor: reactor)
+            }
+            token += EventReader.compactStride
+        }
+    }
+
+    /// Dispatches the event of a compact record that reports more than readability (out of
+    /// line: the reader's decoder is needed only here).
+    @inline(never)
+    private func dispatchUncommon<Backend>(
+        atToken token: UnsafeRawPointer, reactor: Reactor<Backend>
+    ) {
+        handlers.dispatch(events.reader.event(atToken: token), reactor: reactor, context: self)
+    }
+
+    /// `dispatch(reactor:)` for records that are not in the compact layout.
+    @inline(never)
+    private func dispatchAnyLayout<Backend>(reactor: Reactor<Backend>) {
+        let reader = events.reader
+        let handlers = self.handlers
         var token = reader.firstToken
         let end = token + events.endIndex &* reader.stride
         while token < end {
-            let event = compact ? reader.compactEvent(atToken: token) : reader.event(atToken: token)
-            handlers.dispatch(event, reactor: reactor, context: self)
-            token += compact ? EventReader.compactStride : reader.stride
+            handlers.dispatch(reader.event(atToken: token), reactor: reactor, context: self)
+            token += reader.stride
         }
     }
 

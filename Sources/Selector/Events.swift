@@ -94,7 +94,12 @@ public struct Events: RandomAccessCollection {
     ) throws(E) {
         filled = 0
         makeUnique()
-        if capacity * format.stride > storage.byteCount {
+        // The storage always holds `capacity` records of `maxStride` bytes, so a format no
+        // larger (every backend's: a constant, folded where `select` inlines this) skips the
+        // size check.
+        if format.stride > EventRecordFormat.maxStride
+            && capacity * format.stride > storage.byteCount
+        {
             storage = EventRecords(byteCount: capacity * format.stride)
         }
         self.format = format
