@@ -158,7 +158,7 @@ final class HandlerTable {
     {
         guard let index = matchingIndex(token) else { return }
         guard isConnection(index) else {
-            return callHandler(at: index, Event(token: token, readiness: .readable), reactor)
+            return callHandlerReadable(at: index, token, reactor)
         }
         withConnection(at: index, of: reactor) { $0.handleReadable(in: context) }
     }
@@ -180,9 +180,18 @@ final class HandlerTable {
         }
     }
 
+    /// `callHandler` with a readable-only event, out of line: the readable-only loop keeps its
+    /// registers for connections.
+    @inline(never)
+    private func callHandlerReadable<Backend>(
+        at index: Int, _ token: Token, _ reactor: Reactor<Backend>
+    ) {
+        callHandler(at: index, Event(token: token, readiness: .readable), reactor)
+    }
+
     /// Calls the handler of slot `index` (`matchingIndex`, not a `Connection`'s) with `event`;
     /// nothing if the slot is free (a token this table did not make).
-    @inline(never)
+    @inline(__always)
     private func callHandler<Backend>(at index: Int, _ event: Event, _ reactor: Reactor<Backend>) {
         let slot = slots + index
         guard slot.pointee.kind == .handler else { return }

@@ -630,13 +630,15 @@ public final class Reactor<Backend: EventSelector> {
         }
     }
 
-    /// Dispatches the event of a compact record that reports more than readability (out of
-    /// line: the reader's decoder is needed only here).
-    @inline(never)
+    /// Dispatches the event of a compact record that reports more than readability.
+    @inline(__always)
     private func dispatchUncommon<Backend>(
         atToken token: UnsafeRawPointer, reactor: Reactor<Backend>
     ) {
-        handlers.dispatch(events.reader.event(atToken: token), reactor: reactor, context: self)
+        let event = Event(
+            token: Token(rawValue: token.loadUnaligned(as: UInt64.self)),
+            readiness: events.readiness(atToken: token))
+        handlers.dispatch(event, reactor: reactor, context: self)
     }
 
     /// `dispatch(reactor:)` for records that are not in the compact layout.

@@ -51,6 +51,14 @@ public struct Events: RandomAccessCollection {
     @inlinable @inline(__always)
     public var reader: EventReader { EventReader(base: storage.base, format: format) }
 
+    /// The readiness of the record whose token sits at `token` (a record of the current fill,
+    /// unchecked), through the layout's decoder: for a loop that steps through the tokens
+    /// itself and meets a record that reports more than readability.
+    @inlinable @inline(__always)
+    public func readiness(atToken token: UnsafeRawPointer) -> Event.Readiness {
+        Event.Readiness(rawValue: format.readiness(token - format.tokenOffset))
+    }
+
     /// Empties the buffer, keeping its memory (backends call this first).
     @inlinable
     public mutating func clear() { filled = 0 }
