@@ -83,6 +83,34 @@ struct EventTests {
         #expect(Array(events) == [Event(token: 11, readiness: .readable)])
     }
 
+    @Test("readiness(atToken:) decodes any record through its layout, whatever the word says")
+    func readinessAtToken() {
+        var events = Events(capacity: 4)
+        events.fill(format: Self.testFormat) { raw in
+            Self.writeTestRecords(raw, [(0xAB, 7), (0x11, 8), (0x21, 9)])
+        }
+        let reader = events.reader
+        // Always the decoder, never the readable-only shortcut: the record whose word is 0xAB
+        // reads as readable alone through `events[0]`, and as its bits (0x01, 0x20) here.
+        #expect(events[0].readiness == .readable)
+        let expected: [Event.Readiness] = [
+            [.readable, .readClosed, .writeClosed], [.readable, .writable],
+            [.readable, .readClosed, .writeClosed],
+        ]
+        for index in 0..<3 {
+            #expect(
+                events.readiness(atToken: reader.firstToken + index * reader.stride)
+                    == expected[index])
+        }
+        // The neutral (compact) layout of appended events.
+        events.clear()
+        events.append(Event(token: 1, readiness: [.readable, .readClosed]))
+        events.append(Event(token: 2, readiness: .error))
+        let neutral = events.reader
+        #expect(events.readiness(atToken: neutral.firstToken) == [.readable, .readClosed])
+        #expect(events.readiness(atToken: neutral.firstToken + neutral.stride) == .error)
+    }
+
     @Test("a format with records larger than the buffer was made for gets room for them")
     func largerRecordsGrow() {
         let wide = EventRecordFormat(
