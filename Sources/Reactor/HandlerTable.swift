@@ -239,10 +239,13 @@ final class HandlerTable {
         return (handler, fd)
     }
 
-    /// Drops the references of removed handlers (between loop iterations).
-    @inline(__always)
-    func releaseRetired() {
-        if !retired.isEmpty { retired.removeAll(keepingCapacity: retired.capacity <= 1024) }
+    /// Drops the references of removed handlers (between loop iterations); returns whether
+    /// there were any.
+    @inline(__always) @discardableResult
+    func releaseRetired() -> Bool {
+        if retired.isEmpty { return false }
+        retired.removeAll(keepingCapacity: retired.capacity <= 1024)
+        return true
     }
 
     /// Every live token, for shutdown.

@@ -55,8 +55,8 @@ public final class Reactor<Backend: EventSelector> {
         // The waker's token is never a table slot, so dispatch skips it without a check.
         let waker = try selector.makeWaker(token: Token(rawValue: UInt64.max))
         let context = LoopContext(
-            eventCapacity: eventCapacity, drainHook: selector.drainHook, clock: clock,
-            completesIO: Backend.completesIO)
+            eventCapacity: eventCapacity, recordFormat: Backend.recordFormat,
+            drainHook: selector.drainHook, clock: clock, completesIO: Backend.completesIO)
         self.handle = Handle(waker: waker, clock: clock, signals: context.signals)
         self.context = context
         // Made once: building them from the generic handle costs a witness-table lookup.
@@ -91,7 +91,7 @@ public final class Reactor<Backend: EventSelector> {
     /// How many events and completions the last `select` returned (the waker's included): 0
     /// after an iteration that found nothing ready.
     public var lastEventCount: Int {
-        context.events.count + (context.completesIO ? selector.completions.count : 0)
+        context.eventCount + (Backend.completesIO ? selector.completions.count : 0)
     }
 
     /// The loop's time in nanoseconds on its clock (`LoopClock`): read once per iteration,
@@ -239,15 +239,18 @@ public final class Reactor<Backend: EventSelector> {
     @_specialize(where Backend == DefaultSelector)
     public func run() throws(Errno) {
         if context.inTurn { throw Errno(Errno.EALREADY.code, call: "run (called from a handler)") }
+        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
+        // Set for the whole run, not per turn: between turns no code of this thread runs.
+        context.inTurn = true
         defer {
+            context.inTurn = false
             shutdown()
             context.signals.lower(LoopSignals.stop)
         }
-        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
-        // One load of the signals per turn: `turn` returns them.
+        // One load of the signals per turn: `turn` returns them for the next.
         var signals = context.signals.current
         while signals & LoopSignals.stop == 0 {
-            signals = try turn(timeout: nil)
+            signals = try turn(timeout: nil, signals: signals)
         }
     }
 
@@ -255,25 +258,29 @@ public final class Reactor<Backend: EventSelector> {
     /// dispatch them, fire due timers, run queued tasks. Throws EALREADY if called from one of
     /// this reactor's handlers, timers or tasks (the iteration is already running).
     public func runOnce(timeout: Duration?) throws(Errno) {
-        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
-        _ = try turn(timeout: timeout)
-    }
-
-    /// `runOnce`'s body; returns the loop's signals as they stood after the turn's work, so
-    /// that `run` tests for a stop request without another load.
-    @inline(__always)
-    private func turn(timeout: Duration?) throws(Errno) -> UInt8 {
         // A handler that ran the loop from inside the loop would have `select` refill the
         // events being dispatched.
         if context.inTurn {
             throw Errno(Errno.EALREADY.code, call: "runOnce (called from a handler)")
         }
+        context.signals.loopThread.store(OSThread.currentID, ordering: .relaxed)
         context.inTurn = true
         defer { context.inTurn = false }
+        _ = try turn(timeout: timeout, signals: context.signals.current)
+    }
+
+    /// `runOnce`'s body, run with `inTurn` set. `signals` are the loop's signals as they stood
+    /// after the previous turn's work (or fresh); returns them as they stand after this one's,
+    /// so that `run` tests for a stop request, and the next turn for queued work, without
+    /// another load.
+    @inline(__always)
+    private func turn(timeout: Duration?, signals: UInt8) throws(Errno) -> UInt8 {
         context.noteLoopThread()
         var wait = timeout
         let deadline = context.nextTimerDeadline
-        if deadline != .max {
+        // No handler code runs during the wait, so whether a timer is pending holds after it.
+        let timerPending = deadline != .max
+        if timerPending {
             let now = context.clock.nanoseconds
             if deadline <= now {
                 wait = .zero
@@ -286,27 +293,25 @@ public final class Reactor<Backend: EventSelector> {
         }
         // Work queued from another thread wakes the selector; work queued on this thread (a
         // job resumed by a handler, a task queued by a task) does not, so it is checked here.
-        if context.signals.current & LoopSignals.queued != 0 { wait = .zero }
-        try selector.select(into: &context.events, timeout: wait)
+        if signals & LoopSignals.queued != 0 { wait = .zero }
+        context.eventCount = try selector.select(
+            records: context.records, capacity: context.eventCapacity, timeout: wait)
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
         // (a connection noting activity) needs it fresh only when an idle or write timer of
         // its own is pending, and then it is.
-        if context.nextTimerDeadline != .max {
-            context.now = context.clock.nanoseconds
-            context.nowIsFresh = true
-        } else {
-            context.nowIsFresh = false
-        }
+        if timerPending { context.now = context.clock.nanoseconds }
+        context.nowIsFresh = timerPending
         context.dispatch(reactor: self)
-        if context.completesIO { dispatchCompletions() }
+        if Backend.completesIO { dispatchCompletions() }
         if context.nextTimerDeadline <= context.now { fireTimers() }
         var signals = context.signals.current
         if signals & LoopSignals.queued != 0 {
             runTasks()
             signals = context.signals.current
         }
-        context.handlers.releaseRetired()
+        // Releasing a handler may run its deinit, which may queue work.
+        if context.handlers.releaseRetired() { signals = context.signals.current }
         return signals
     }
 
@@ -409,11 +414,16 @@ public final class Reactor<Backend: EventSelector> {
 /// The loop's state that the per-event path touches, kept out of the generic `Reactor<Backend>`
 /// so that reaching it costs a plain field load and dispatch runs as specialized code.
 @usableFromInline final class LoopContext {
-    // Unchecked exclusivity (Benchmarks/UNSAFE.md: 214 instructions per echo at 1 connection):
-    // touched only on the reactor's thread (debug builds check it each turn), `select` fills
-    // `events` before dispatch reads it, and `runOnce` refuses re-entry, so no access overlaps.
-    /// What the last `select` reported.
-    @exclusivity(unchecked) var events: Events
+    /// Where `select` writes its records (in `recordFormat`): owned by the loop, so no
+    /// copy-on-write check per turn. `runOnce` refuses re-entry, so nothing refills them while
+    /// dispatch reads them.
+    let records: UnsafeMutableRawPointer
+    /// Room in `records`, in records.
+    let eventCapacity: Int
+    /// How many records the last `select` wrote.
+    var eventCount = 0
+    /// The backend's record layout (`EventSelector.recordFormat`).
+    let recordFormat: EventRecordFormat
     /// The registrations.
     let handlers = HandlerTable()
     /// Where the loop reads the time.
@@ -572,10 +582,13 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     init(
-        eventCapacity: Int, drainHook: (any SelectorDrainHook)?, clock: LoopClock,
-        completesIO: Bool
+        eventCapacity: Int, recordFormat: EventRecordFormat, drainHook: (any SelectorDrainHook)?,
+        clock: LoopClock, completesIO: Bool
     ) {
-        events = Events(capacity: eventCapacity)
+        self.eventCapacity = max(1, eventCapacity)
+        self.recordFormat = recordFormat
+        records = .allocate(
+            byteCount: self.eventCapacity * recordFormat.stride, alignment: 16)
         readBase = readScratch.base
         self.completesIO = completesIO
         self.drainHook = drainHook
@@ -595,28 +608,27 @@ public final class Reactor<Backend: EventSelector> {
     /// metadata of `Backend`, so it runs as fast unspecialized.
     @inline(__always)
     func dispatch<Backend>(reactor: Reactor<Backend>) {
-        // No copy of `events` (which would retain its storage for the loop): `runOnce` refuses
-        // to be re-entered, so nothing refills or frees the records while they are read.
+        // `runOnce` refuses to be re-entered, so nothing refills the records while they are
+        // read.
         assert(inTurn, "dispatch outside runOnce")
         assertOnLoopThread()
-        let reader = events.reader
-        // For the compact record layout (`Events`' own, and the kernel's on some platforms)
+        // For the compact record layout (the neutral one, and the kernel's on some platforms)
         // every offset, the stride and the readable-only value are constants, and the loop
-        // keeps none of the reader's other fields live across its calls; other layouts take
+        // keeps none of the format's other fields live across its calls; other layouts take
         // the general loop, out of line.
-        if reader.isCompact {
-            dispatchCompact(from: reader.firstToken, reactor: reactor)
+        if recordFormat.isCompact {
+            dispatchCompact(reactor: reactor)
         } else {
             dispatchAnyLayout(reactor: reactor)
         }
     }
 
     @inline(__always)
-    private func dispatchCompact<Backend>(from first: UnsafeRawPointer, reactor: Reactor<Backend>) {
+    private func dispatchCompact<Backend>(reactor: Reactor<Backend>) {
         let handlers = self.handlers
         // Steps a pointer through the records' tokens: no multiply per event.
-        var token = first
-        let end = token + events.endIndex &* EventReader.compactStride
+        var token = UnsafeRawPointer(records) + EventReader.compactTokenOffset
+        let end = token + eventCount &* EventReader.compactStride
         while token < end {
             // The record's first word is 1 exactly when it reports readability alone.
             if token.loadUnaligned(fromByteOffset: -4, as: UInt32.self) == 1 {
@@ -637,17 +649,18 @@ public final class Reactor<Backend: EventSelector> {
     ) {
         let event = Event(
             token: Token(rawValue: token.loadUnaligned(as: UInt64.self)),
-            readiness: events.readiness(atToken: token))
+            readiness: Event.Readiness(
+                rawValue: recordFormat.readiness(token - EventReader.compactTokenOffset)))
         handlers.dispatch(event, reactor: reactor, context: self)
     }
 
     /// `dispatch(reactor:)` for records that are not in the compact layout.
     @inline(never)
     private func dispatchAnyLayout<Backend>(reactor: Reactor<Backend>) {
-        let reader = events.reader
+        let reader = EventReader(base: records, format: recordFormat)
         let handlers = self.handlers
         var token = reader.firstToken
-        let end = token + events.endIndex &* reader.stride
+        let end = token + eventCount &* reader.stride
         while token < end {
             handlers.dispatch(reader.event(atToken: token), reactor: reactor, context: self)
             token += reader.stride
@@ -655,6 +668,7 @@ public final class Reactor<Backend: EventSelector> {
     }
 
     deinit {
+        records.deallocate()
         ioVectors.deallocate()
         spares.pointee.items.deinitialize(count: spares.pointee.count)
         spares.pointee.items.deallocate()

@@ -56,23 +56,18 @@ public final class EpollSelector: EventSelector {
     public var registry: Registry { Registry(epoll: epoll) }
 
     /// Waits with `epoll_pwait2` (nanosecond timeout); the kernel writes `epoll_event`s
-    /// straight into `events` (`recordFormat`), so nothing is converted here.
-    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        events.clear()
+    /// straight into `records` (`recordFormat`), so nothing is converted here.
+    public func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
         if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
         let epfd = epoll.raw
-        let capacity = events.capacity
-        try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
-            // `capacity` records: no division of the byte count by the record size.
-            let records = UnsafeMutableBufferPointer(
-                start: raw.baseAddress.unsafelyUnwrapped.bindMemory(
-                    to: epoll_event.self, capacity: capacity),
-                count: capacity)
-            guard let timeout, timeout > .zero else {
-                return try Sys.epollWait(epfd, into: records, timeout: timeout)
-            }
-            return try Self.timedWait(epfd, records, timeout)
+        let records = UnsafeMutableBufferPointer(
+            start: records.bindMemory(to: epoll_event.self, capacity: capacity), count: capacity)
+        guard let timeout, timeout > .zero else {
+            return try Sys.epollWait(epfd, into: records, timeout: timeout)
         }
+        return try Self.timedWait(epfd, records, timeout)
     }
 
     /// A wait with a positive timeout, waited out through EINTR; out of line, so that the

@@ -45,9 +45,20 @@ public protocol EventSelector: AnyObject, SendableMetatype {
     /// Stops watching `fd` (ENOENT if not registered). No event for it is reported afterwards.
     func deregister(_ fd: FileDescriptor) throws(Errno)
 
+    /// How the records that `select(records:capacity:timeout:)` writes are laid out: the
+    /// kernel's own record where the kernel writes them, `EventRecordFormat.neutral` where the
+    /// backend builds them. One format per backend, so a loop specialised on it decodes with
+    /// constants.
+    static var recordFormat: EventRecordFormat { get }
+
     /// Waits until at least one event arrives, the timeout passes (nil: no timeout), a waker
-    /// fires or a signal interrupts; fills `events` (cleared first) with at most its capacity.
-    func select(into events: inout Events, timeout: Duration?) throws(Errno)
+    /// fires or a signal interrupts; writes at most `capacity` records in `recordFormat` from
+    /// `records` (16-byte aligned, room for `capacity` records) and returns how many.
+    ///
+    /// The primitive under `select(into:timeout:)`, for a loop that owns its record memory:
+    /// no copy-on-write check and no layout stored per call.
+    func select(records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?) throws(Errno)
+        -> Int
 
     /// Creates a waker whose `wake()` makes `select` return an event carrying `token`.
     func makeWaker(token: Token) throws(Errno) -> Waker
@@ -127,6 +138,17 @@ public protocol EventSelector: AnyObject, SendableMetatype {
 }
 
 extension EventSelector {
+    /// Waits until at least one event arrives, the timeout passes (nil: no timeout), a waker
+    /// fires or a signal interrupts; fills `events` (cleared first) with at most its capacity.
+    @inlinable
+    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
+        let capacity = events.capacity
+        try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
+            try select(
+                records: raw.baseAddress.unsafelyUnwrapped, capacity: capacity, timeout: timeout)
+        }
+    }
+
     /// Registers through `registry` (what every backend here does: one code path for the
     /// owner's thread and the others).
     public func register(_ fd: FileDescriptor, token: Token, interest: Interest) throws(Errno) {
@@ -150,7 +172,7 @@ extension EventSelector {
     public var drainHook: (any SelectorDrainHook)? { nil }
 
     /// Default: readiness only.
-    public static var completesIO: Bool { false }
+    @inlinable public static var completesIO: Bool { false }
 
     /// Default: EOPNOTSUPP.
     public func receive(_ fd: FileDescriptor, token: Token) throws(Errno) {

@@ -155,7 +155,8 @@ public struct EventRecordFormat: Sendable {
         self.readableOnlyWord = readableOnlyWord
         self.readiness = readiness
         isCompact =
-            stride == EventReader.compactStride && tokenOffset == 4 && readableOnlyOffset == 0
+            stride == EventReader.compactStride && tokenOffset == EventReader.compactTokenOffset
+            && readableOnlyOffset == 0
             && readableOnlyWord == 1
     }
 
@@ -191,9 +192,11 @@ public struct EventReader {
     /// and step by `compactStride`: every offset and value is a constant.
     public let isCompact: Bool
 
+    /// A decoder of records in `format` from `base`: for a loop that owns its record memory
+    /// (`EventSelector.select(records:capacity:timeout:)`).
     @inlinable @inline(__always)
-    init(base: UnsafeMutableRawPointer, format: EventRecordFormat) {
-        firstToken = UnsafeRawPointer(base) + format.tokenOffset
+    public init(base: UnsafeRawPointer, format: EventRecordFormat) {
+        firstToken = base + format.tokenOffset
         stride = format.stride
         wordFromToken = format.readableOnlyOffset - format.tokenOffset
         tokenOffset = format.tokenOffset
@@ -204,6 +207,8 @@ public struct EventReader {
 
     /// The record size of the compact layout.
     @inlinable public static var compactStride: Int { 12 }
+    /// Where the token sits in a record of the compact layout.
+    @inlinable public static var compactTokenOffset: Int { 4 }
 
     /// The event in record `index` (unchecked: below the fill's count).
     @inlinable @inline(__always)
@@ -266,5 +271,29 @@ final class EventRecords {
         let record = base + index &* 12
         record.storeBytes(of: UInt32(event.readiness.rawValue), as: UInt32.self)
         record.storeBytes(of: event.token.rawValue, toByteOffset: 4, as: UInt64.self)
+    }
+}
+
+/// Neutral records (`EventRecordFormat.neutral`) being written into the memory a backend was
+/// handed (`select(records:capacity:timeout:)`), for backends that build events themselves.
+struct NeutralRecordWriter {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    /// Records written.
+    private(set) var count = 0
+
+    init(_ base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    var isFull: Bool { count >= capacity }
+    var isEmpty: Bool { count == 0 }
+
+    /// Writes `event` after the others; ignored when full.
+    mutating func append(_ event: Event) {
+        guard count < capacity else { return }
+        EventRecords.storeNeutral(event, at: count, in: base)
+        count += 1
     }
 }

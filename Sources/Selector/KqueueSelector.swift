@@ -117,19 +117,19 @@ public final class KqueueSelector: EventSelector {
     public var registry: Registry { Registry(shared: shared) }
 
     /// Waits in `kevent` (nanosecond timeout); the kernel writes its records straight into
-    /// `events` (`recordFormat`), so nothing is converted here.
-    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        events.clear()
+    /// `records` (`recordFormat`), so nothing is converted here.
+    public func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
         if shared.kq.isClosed { throw Errno(Errno.EBADF.code, call: "kevent") }
         let kq = shared.kq.raw
-        try events.fill(format: Self.recordFormat) { (raw) throws(Errno) -> Int in
-            let records = raw.bindMemory(to: kevent.self)
-            let none = UnsafeBufferPointer<kevent>(start: nil, count: 0)
-            guard let timeout, timeout > .zero else {
-                return try Sys.kevent(kq, changes: none, events: records, timeout: timeout)
-            }
-            return try Self.timedWait(kq, records, timeout)
+        let records = UnsafeMutableBufferPointer(
+            start: records.bindMemory(to: kevent.self, capacity: capacity), count: capacity)
+        let none = UnsafeBufferPointer<kevent>(start: nil, count: 0)
+        guard let timeout, timeout > .zero else {
+            return try Sys.kevent(kq, changes: none, events: records, timeout: timeout)
         }
+        return try Self.timedWait(kq, records, timeout)
     }
 
     /// A wait with a positive timeout, waited out through EINTR; out of line, so that the

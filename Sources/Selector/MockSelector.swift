@@ -92,10 +92,15 @@ public final class MockSelector: EventSelector, Sendable {
         state.lock.withLock { state.registryFailure = error }
     }
 
-    /// Returns pending events (up to `events.capacity`, the rest on the next call), or waits
-    /// for an injection, a wake, or the timeout (nil: no timeout).
-    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        events.clear()
+    /// Neutral: the mock builds each record from what was injected.
+    public static var recordFormat: EventRecordFormat { .neutral }
+
+    /// Returns pending events (up to `capacity`, the rest on the next call), or waits for an
+    /// injection, a wake, or the timeout (nil: no timeout).
+    public func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
+        var events = NeutralRecordWriter(records, capacity: capacity)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         state.lock.lock()
         defer { state.lock.unlock() }
@@ -108,7 +113,7 @@ public final class MockSelector: EventSelector, Sendable {
             // Returns false on timeout; a spurious wake just goes round again.
             if !state.lock.wait(until: deadline) { break }
         }
-        let count = min(events.capacity, state.pending.count)
+        let count = min(capacity, state.pending.count)
         for item in state.pending.prefix(count) {
             switch item {
             case .injected(let event):
@@ -119,6 +124,7 @@ public final class MockSelector: EventSelector, Sendable {
             }
         }
         state.pending.removeFirst(count)
+        return events.count
     }
 
     /// A waker that makes `select` return a readable event carrying `token`. It has no

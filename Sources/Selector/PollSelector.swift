@@ -77,18 +77,23 @@ public final class PollSelector: EventSelector {
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(state: state) }
 
-    /// Polls the armed descriptors and reports what arrived, at most `events.capacity`.
+    /// Neutral: the backend builds each record from `revents`.
+    public static var recordFormat: EventRecordFormat { .neutral }
+
+    /// Polls the armed descriptors and reports what arrived, at most `capacity` records.
     ///
     /// Wake-ups caused only by registration changes do not return: the set is rebuilt and
     /// polled again for the rest of the timeout.
-    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
+    public func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
         #if DEBUG
         precondition(
             !selecting.exchange(true, ordering: .acquiringAndReleasing),
             "PollSelector.select called from two threads at once")
         defer { selecting.store(false, ordering: .releasing) }
         #endif
-        events.clear()
+        var events = NeutralRecordWriter(records, capacity: capacity)
         if state.wake.signalled.isClosed { throw Errno(Errno.EBADF.code, call: "poll") }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var milliseconds = timeout.map(Sys.milliseconds) ?? -1
@@ -103,16 +108,16 @@ public final class PollSelector: EventSelector {
             let ready = try Sys.poll(set, timeoutMilliseconds: events.isEmpty ? milliseconds : 0)
             state.polling.store(false, ordering: .relaxed)
             if ready > 0 { collect(into: &events, ready: ready) }
-            if !events.isEmpty { return }
+            if !events.isEmpty { return events.count }
             // Nothing to report: a timeout, EINTR (ready == 0) or only registration changes.
             // With no timeout an interrupted wait returns (empty); a finite one waits out what
             // remains of its timeout.
             guard let deadline else {
-                if ready == 0 { return }
+                if ready == 0 { return 0 }
                 continue
             }
             milliseconds = Sys.milliseconds(deadline - ContinuousClock.now)
-            if milliseconds == 0 { return }
+            if milliseconds == 0 { return 0 }
         }
     }
 
@@ -211,7 +216,7 @@ public final class PollSelector: EventSelector {
     }
 
     /// Reports `slots[index]`'s `revents` and disarms what it reported.
-    private func report(_ index: Int, _ revents: Int16, into events: inout Events) {
+    private func report(_ index: Int, _ revents: Int16, into events: inout NeutralRecordWriter) {
         var slot = slots[index]
         if revents & Sys.PollEvent.invalid != 0 {
             slot.disarmed |= Arm.dead
@@ -244,7 +249,7 @@ public final class PollSelector: EventSelector {
     }
 
     /// Walks the poll set's `revents` from `cursor`, until `ready` entries or a full `events`.
-    private func collect(into events: inout Events, ready: Int) {
+    private func collect(into events: inout NeutralRecordWriter, ready: Int) {
         var remaining = ready
         if pollfds[0].revents != 0 {
             remaining -= 1
@@ -283,7 +288,7 @@ public final class PollSelector: EventSelector {
     }
 
     /// Reports each pending waker once, leaving the rest pending when `events` fills.
-    private func reportWakers(into events: inout Events) {
+    private func reportWakers(into events: inout NeutralRecordWriter) {
         wakersPending = false
         for flag in wakers where flag.pending.load(ordering: .relaxed) {
             if events.isFull {

@@ -135,12 +135,16 @@ public final class URingSelector: EventSelector {
     /// The thread-safe registration handle.
     public var registry: Registry { Registry(shared: shared) }
 
+    /// Neutral: the backend builds each record from a completion.
+    public static var recordFormat: EventRecordFormat { .neutral }
+
     /// Applies pending registrations, submits them and waits in one `io_uring_enter`, then
-    /// translates completions into `events` (the neutral compact records; nothing allocated).
+    /// translates completions into `records` (neutral compact records; nothing allocated).
     /// Wake-ups that bring no event (a registry change, a dropped late completion) wait again
     /// for the rest of the timeout.
-    public func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        events.clear()
+    public func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
         if shared.doorbell.isClosed { throw Errno(Errno.EBADF.code, call: "io_uring_enter") }
         let deadline = timeout.flatMap { $0 > .zero ? ContinuousClock.now + $0 : nil }
         var remaining = timeout
@@ -168,18 +172,18 @@ public final class URingSelector: EventSelector {
                 result = .entered
             }
             shared.polling.store(false, ordering: .relaxed)
-            try collect(into: &events)
-            if !events.isEmpty || state.pointee.recordCount > 0 || remaining == .zero
+            let count = try collect(into: records, capacity: capacity)
+            if count > 0 || state.pointee.recordCount > 0 || remaining == .zero
                 || result == .timedOut
             {
-                return
+                return count
             }
             // Interrupted (EINTR): with no timeout, return (empty); a finite wait goes on for
             // what remains of its timeout.
-            if result == .interrupted && deadline == nil { return }
+            if result == .interrupted && deadline == nil { return 0 }
             if let deadline {
                 let left = deadline - ContinuousClock.now
-                if left <= .zero { return }
+                if left <= .zero { return 0 }
                 remaining = left
             }
         }
@@ -316,32 +320,29 @@ public final class URingSelector: EventSelector {
         return false
     }
 
-    /// Reports raised wakers, then translates completions until `events` is full (the rest
-    /// stay in the ring for the next `select`).
-    private func collect(into events: inout Events) throws(Errno) {
+    /// Reports raised wakers, then translates completions into neutral records at `base` until
+    /// `capacity` of them are written (the rest stay in the ring for the next `select`);
+    /// returns how many.
+    private func collect(into base: UnsafeMutableRawPointer, capacity: Int) throws(Errno) -> Int {
         let hasCompletions = ring.hasCompletions
-        if !hasCompletions && !wakerRaised() { return }
-        try events.fill(format: .neutral) { (raw) throws(Errno) -> Int in
-            let base = raw.baseAddress!
-            let capacity = raw.count / EventRecordFormat.neutral.stride
-            var count = 0
-            for flag in state.pointee.wakers where count < capacity {
-                if flag.raised.load(ordering: .relaxed)
-                    && flag.raised.exchange(false, ordering: .acquiringAndReleasing)
-                {
-                    EventRecords.storeNeutral(
-                        Event(token: flag.token, readiness: .readable), at: count, in: base)
-                    count += 1
-                }
+        if !hasCompletions && !wakerRaised() { return 0 }
+        var count = 0
+        for flag in state.pointee.wakers where count < capacity {
+            if flag.raised.load(ordering: .relaxed)
+                && flag.raised.exchange(false, ordering: .acquiringAndReleasing)
+            {
+                EventRecords.storeNeutral(
+                    Event(token: flag.token, readiness: .readable), at: count, in: base)
+                count += 1
             }
-            if hasCompletions {
-                // The lock guards the poll table only: taken at the first poll completion.
-                var locked = false
-                defer { if locked { shared.lock.unlock() } }
-                try reap(into: base, capacity: capacity, count: &count, locked: &locked)
-            }
-            return count
         }
+        if hasCompletions {
+            // The lock guards the poll table only: taken at the first poll completion.
+            var locked = false
+            defer { if locked { shared.lock.unlock() } }
+            try reap(into: base, capacity: capacity, count: &count, locked: &locked)
+        }
+        return count
     }
 
     /// Consumes completions: polls into neutral records at `base` (taking the lock for them),

@@ -41,7 +41,7 @@ extension Sys {
     /// falling back to epoll_wait with the timeout rounded *up* to whole milliseconds, so a
     /// 0.4 ms wait sleeps 1 ms rather than spinning at 0. EINTR returns 0 events: the
     /// caller's loop recomputes its deadline.
-    @inlinable
+    @inlinable @inline(__always)
     public static func epollWait(
         _ epfd: FileDescriptor, into buffer: UnsafeMutableBufferPointer<epoll_event>,
         timeout: Duration?

@@ -18,8 +18,11 @@ final class EpollWithPipeWakers: EventSelector {
     init() throws(Errno) { base = try EpollSelector() }
     var registry: EpollSelector.Registry { base.registry }
     var drainHook: (any SelectorDrainHook)? { base.drainHook }
-    func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        try base.select(into: &events, timeout: timeout)
+    static var recordFormat: EventRecordFormat { EpollSelector.recordFormat }
+    func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
+        try base.select(records: records, capacity: capacity, timeout: timeout)
     }
     func makeWaker(token: Token) throws(Errno) -> DescriptorWaker {
         try base.makeWaker(token: token, kind: .pipe)
@@ -36,8 +39,11 @@ final class PollWithPipeWake: EventSelector {
     init() throws(Errno) { base = try PollSelector(wakeKind: .pipe) }
     var registry: PollSelector.Registry { base.registry }
     var drainHook: (any SelectorDrainHook)? { base.drainHook }
-    func select(into events: inout Events, timeout: Duration?) throws(Errno) {
-        try base.select(into: &events, timeout: timeout)
+    static var recordFormat: EventRecordFormat { PollSelector.recordFormat }
+    func select(
+        records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
+        try base.select(records: records, capacity: capacity, timeout: timeout)
     }
     func makeWaker(token: Token) throws(Errno) -> PollSelector.Waker {
         try base.makeWaker(token: token)
