@@ -294,15 +294,16 @@ public final class Reactor<Backend: EventSelector> {
         // Work queued from another thread wakes the selector; work queued on this thread (a
         // job resumed by a handler, a task queued by a task) does not, so it is checked here.
         if signals & LoopSignals.queued != 0 { wait = .zero }
-        context.eventCount = try selector.select(
+        let eventCount = try selector.select(
             records: context.records, capacity: context.eventCapacity, timeout: wait)
+        context.eventCount = eventCount
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
         // (a connection noting activity) needs it fresh only when an idle or write timer of
         // its own is pending, and then it is.
         if timerPending { context.now = context.clock.nanoseconds }
         context.nowIsFresh = timerPending
-        context.dispatch(reactor: self)
+        context.dispatch(eventCount, reactor: self)
         if Backend.completesIO { dispatchCompletions() }
         if context.nextTimerDeadline <= context.now { fireTimers() }
         var signals = context.signals.current
@@ -603,11 +604,12 @@ public final class Reactor<Backend: EventSelector> {
         if let drainHook { drainHook.drained(fd, direction) }
     }
 
-    /// Hands each event to its handler; stale and unknown tokens (and the waker's) find no
-    /// live slot and are skipped. Generic only to name `reactor`'s connections: it needs no
-    /// metadata of `Backend`, so it runs as fast unspecialized.
+    /// Hands the event of each of the first `count` records to its handler; stale and unknown
+    /// tokens (and the waker's) find no live slot and are skipped. Generic only to name
+    /// `reactor`'s connections: it needs no metadata of `Backend`, so it runs as fast
+    /// unspecialized.
     @inline(__always)
-    func dispatch<Backend>(reactor: Reactor<Backend>) {
+    func dispatch<Backend>(_ count: Int, reactor: Reactor<Backend>) {
         // `runOnce` refuses to be re-entered, so nothing refills the records while they are
         // read.
         assert(inTurn, "dispatch outside runOnce")
@@ -617,18 +619,18 @@ public final class Reactor<Backend: EventSelector> {
         // keeps none of the format's other fields live across its calls; other layouts take
         // the general loop, out of line.
         if recordFormat.isCompact {
-            dispatchCompact(reactor: reactor)
+            dispatchCompact(count, reactor: reactor)
         } else {
-            dispatchAnyLayout(reactor: reactor)
+            dispatchAnyLayout(count, reactor: reactor)
         }
     }
 
     @inline(__always)
-    private func dispatchCompact<Backend>(reactor: Reactor<Backend>) {
+    private func dispatchCompact<Backend>(_ count: Int, reactor: Reactor<Backend>) {
         let handlers = self.handlers
         // Steps a pointer through the records' tokens: no multiply per event.
         var token = UnsafeRawPointer(records) + EventReader.compactTokenOffset
-        let end = token + eventCount &* EventReader.compactStride
+        let end = token + count &* EventReader.compactStride
         while token < end {
             // The record's first word is 1 exactly when it reports readability alone.
             if token.loadUnaligned(fromByteOffset: -4, as: UInt32.self) == 1 {
@@ -656,11 +658,11 @@ public final class Reactor<Backend: EventSelector> {
 
     /// `dispatch(reactor:)` for records that are not in the compact layout.
     @inline(never)
-    private func dispatchAnyLayout<Backend>(reactor: Reactor<Backend>) {
+    private func dispatchAnyLayout<Backend>(_ count: Int, reactor: Reactor<Backend>) {
         let reader = EventReader(base: records, format: recordFormat)
         let handlers = self.handlers
         var token = reader.firstToken
-        let end = token + eventCount &* reader.stride
+        let end = token + count &* reader.stride
         while token < end {
             handlers.dispatch(reader.event(atToken: token), reactor: reactor, context: self)
             token += reader.stride

@@ -41,7 +41,7 @@ public final class EpollSelector: EventSelector {
         return readiness
     }
 
-    private let epoll: SharedDescriptor
+    @usableFromInline let epoll: SharedDescriptor
 
     /// Opens an epoll instance (close-on-exec).
     public init() throws(Errno) {
@@ -57,8 +57,36 @@ public final class EpollSelector: EventSelector {
 
     /// Waits with `epoll_pwait2` (nanosecond timeout); the kernel writes `epoll_event`s
     /// straight into `records` (`recordFormat`), so nothing is converted here.
+    ///
+    /// Inlinable, and small: the untimed wait of a busy loop is the raw call where a loop
+    /// specialised on this backend calls it; a timeout, EINTR, an error or a closed selector
+    /// goes out of line.
+    @inlinable
     public func select(
         records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
+    ) throws(Errno) -> Int {
+        if timeout == nil && !epoll.isClosed {
+            let count = csys_epoll_wait(
+                epoll.raw.rawValue, records.assumingMemoryBound(to: epoll_event.self),
+                Int32(clamping: capacity), -1)
+            if count >= 0 { return Int(count) }
+            return try Self.untimedWaitFailed(count)
+        }
+        return try select(slowly: records, capacity: capacity, timeout: timeout)
+    }
+
+    /// What an untimed wait that returned `result` (-errno) reports: no events for EINTR (the
+    /// caller's loop goes round), else the error.
+    @usableFromInline @inline(never)
+    static func untimedWaitFailed(_ result: Int32) throws(Errno) -> Int {
+        if result == -EINTR { return 0 }
+        throw Errno(-result, call: "epoll_wait")
+    }
+
+    /// `select` with a timeout or on a closed selector.
+    @usableFromInline @inline(never)
+    func select(
+        slowly records: UnsafeMutableRawPointer, capacity: Int, timeout: Duration?
     ) throws(Errno) -> Int {
         if epoll.isClosed { throw Errno(Errno.EBADF.code, call: "epoll_wait") }
         let epfd = epoll.raw
