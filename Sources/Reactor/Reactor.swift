@@ -294,8 +294,15 @@ public final class Reactor<Backend: EventSelector> {
         // Work queued from another thread wakes the selector; work queued on this thread (a
         // job resumed by a handler, a task queued by a task) does not, so it is checked here.
         if signals & LoopSignals.queued != 0 { wait = .zero }
-        let eventCount = try selector.select(
-            records: context.records, capacity: context.eventCapacity, timeout: wait)
+        let eventCount: Int
+        do {
+            eventCount = try selector.select(
+                records: context.records, capacity: context.eventCapacity, timeout: wait)
+        } catch {
+            // `lastEventCount` then reads 0, as after a wait that found nothing.
+            context.eventCount = 0
+            throw error
+        }
         context.eventCount = eventCount
         // The clock is read here only if a timer is pending; otherwise `now` is stale until
         // something asks for the time (`currentTime`). Code that reads `context.now` raw
@@ -656,7 +663,7 @@ public final class Reactor<Backend: EventSelector> {
         handlers.dispatch(event, reactor: reactor, context: self)
     }
 
-    /// `dispatch(reactor:)` for records that are not in the compact layout.
+    /// `dispatch(_:reactor:)` for records that are not in the compact layout.
     @inline(never)
     private func dispatchAnyLayout<Backend>(_ count: Int, reactor: Reactor<Backend>) {
         let reader = EventReader(base: records, format: recordFormat)

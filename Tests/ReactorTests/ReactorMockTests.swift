@@ -46,6 +46,27 @@ struct ReactorMockTests {
         #expect(b.events == [Event(token: tokenB, readiness: .writable)])
     }
 
+    @Test("lastEventCount is what the last wait returned: its events, 0 after one that failed")
+    func lastEventCountFollowsTheLastWait() throws {
+        let mock = MockSelector()
+        let reactor = try Reactor(selector: mock)
+        let handler = RecordingHandler("a")
+        let token = try reactor.register(FileDescriptor(100), interest: .readable, handler: handler)
+        mock.inject([
+            Event(token: token, readiness: .readable), Event(token: token, readiness: .writable),
+            Event(token: token, readiness: .readClosed),
+        ])
+        try reactor.runOnce(timeout: .zero)
+        #expect(reactor.lastEventCount == 3)
+        #expect(handler.events.count == 3)
+        mock.failNextSelect(with: .EIO)
+        #expect(throws: Errno.self) { try reactor.runOnce(timeout: .zero) }
+        #expect(reactor.lastEventCount == 0)
+        mock.inject(Event(token: token, readiness: .readable))
+        try reactor.runOnce(timeout: .zero)
+        #expect(reactor.lastEventCount == 1)
+    }
+
     @Test("a stale event for a removed handler never reaches the handler that reused its slot")
     func staleEventAfterReuseDropped() throws {
         let mock = MockSelector()
